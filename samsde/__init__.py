@@ -1,0 +1,28 @@
+"""samsde: SDE models of SAM, USAM and DNSAM, and the tools to test them against the discrete optimizers.
+
+The package is math only (no file I/O): tasks, noise models, the discrete optimizers, their SDEs, the one
+simulation loop, weak-error statistics and closed forms.  The pipeline's scripts do the reading and writing.
+"""
+
+from samsde.algorithms import ALGORITHMS, discrete_step, optimizer_step
+from samsde.noise import make_noise
+from samsde.sde import SDEModel
+from samsde.seeding import derive_seed, make_generator
+from samsde.simulate import OBSERVABLES, DiscreteRunner, SDERunner, simulate
+from samsde.tasks import TASKS, make_task
+
+__all__ = [
+    "ALGORITHMS",
+    "OBSERVABLES",
+    "TASKS",
+    "DiscreteRunner",
+    "SDEModel",
+    "SDERunner",
+    "derive_seed",
+    "discrete_step",
+    "make_generator",
+    "make_noise",
+    "make_task",
+    "optimizer_step",
+    "simulate",
+]

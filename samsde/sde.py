@@ -1,0 +1,217 @@
+"""SDE models of SGD, USAM, DNSAM and SAM (Ito, time t = k eta), and their Euler-Maruyama step.
+
+    dX = b(X) dt + sqrt(eta) B(X) dW
+
+Drifts b (registry ``DRIFTS``), with g = grad f, H = Hessian of f:
+    sgd   -g
+    usam  -(g + rho H g)                      = -grad f_U,  f_U = f + rho |g|^2 / 2
+    dnsam -(g + rho H g / |g|)                = -grad f_S,  f_S = f + rho |g|
+    sam   -(g + rho H E[u]),  u = (g + Z)/|g + Z|, Z ~ N(0, Sigma)   (E[u] by an inner Monte Carlo of size K)
+Diffusions B B^T (registry ``DIFFUSIONS``):
+    sgd   Sigma
+    usam  Sigma + rho (H Sigma + Sigma H)
+    dnsam Sigma + (rho/|g|) (H Sigma + Sigma H)
+    sam   Sigma + rho (C H + H C^T),  C = Cov(Z, u)   (inner Monte Carlo)
+Two ways to apply B to dW:
+- ``exact``: B = (B B^T)^(1/2) by a batched eigendecomposition; negative eigenvalues (B B^T is only PSD up to
+  O(rho^2)) are clamped to zero and counted in ``SDEModel.clamp_count``.
+- ``first_order``: matrix-free, exact to first order in rho, one or two Hessian-vector products per step:
+    usam  B dW = (I + rho H) S dW,  S S^T = Sigma  (likewise rho/|g| for dnsam)
+    sam   B dW = sigma dW + rho (C H dW + H C^T dW) / (2 sigma)   (Sigma = sigma^2 I only)
+A model whose drift is an algorithm's and whose diffusion is SGD's is the drift-only ablation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from samsde.algorithms import ALGORITHMS, _safe_inverse_norm, check_algorithm, check_step_sizes
+from samsde.noise import NoiseModel
+from samsde.tasks import Linearization, Task
+
+DIFFUSION_MODES = ("first_order", "exact")
+
+
+@dataclass
+class InnerSample:
+    """The SAM SDE's inner Monte Carlo at one point: E[u] and the centred draws that estimate C = Cov(Z, u)."""
+
+    mean_u: Tensor  # (M, d)
+    z_centred: Tensor | None  # (K, M, d)
+    u_centred: Tensor | None  # (K, M, d)
+
+    def cov_apply(self, v: Tensor) -> Tensor:
+        """C v = E[(Z - EZ) ((u - Eu) . v)], the unbiased sample estimate, O(K M d)."""
+        k = self.z_centred.shape[0]
+        return torch.einsum("kmd,km->md", self.z_centred, torch.einsum("kmd,md->km", self.u_centred, v)) / (k - 1)
+
+    def cov_transpose_apply(self, v: Tensor) -> Tensor:
+        """C^T v = E[(u - Eu) ((Z - EZ) . v)]."""
+        k = self.z_centred.shape[0]
+        return torch.einsum("kmd,km->md", self.u_centred, torch.einsum("kmd,md->km", self.z_centred, v)) / (k - 1)
+
+    def cov_matrix(self) -> Tensor:
+        k = self.z_centred.shape[0]
+        return torch.einsum("kmi,kmj->mij", self.z_centred, self.u_centred) / (k - 1)
+
+
+@dataclass
+class Point:
+    """Everything the coefficients at one point X share: the linearization and, for SAM, the inner sample."""
+
+    x: Tensor
+    lin: Linearization
+    inner: InnerSample | None
+
+    @property
+    def grad(self) -> Tensor:
+        return self.lin.grad
+
+
+class SDEModel:
+    """An SDE with the drift of algorithm ``drift`` and the diffusion of algorithm ``diffusion``."""
+
+    def __init__(
+        self,
+        task: Task,
+        noise: NoiseModel,
+        eta: float,
+        rho: float,
+        drift: str,
+        diffusion: str | None = None,
+        mode: str = "first_order",
+        inner_samples: int = 64,
+        generator: torch.Generator | None = None,
+    ):
+        diffusion = drift if diffusion is None else diffusion
+        check_algorithm(drift)
+        check_algorithm(diffusion)
+        check_step_sizes(eta, rho)
+        if mode not in DIFFUSION_MODES:
+            raise ValueError(f"unknown diffusion mode {mode!r}; known modes: {list(DIFFUSION_MODES)}")
+        if inner_samples < 2:
+            raise ValueError(f"inner_samples must be >= 2, got {inner_samples}")
+        needs_inner = "sam" in (drift, diffusion) and not noise.is_zero
+        if needs_inner and not noise.additive:
+            raise ValueError("the SAM SDE's inner Monte Carlo needs additive Gaussian noise (not minibatch)")
+        if diffusion == "sam" and mode == "first_order" and noise.isotropic_sigma is None:
+            raise ValueError("first_order SAM diffusion needs isotropic noise (Sigma = sigma^2 I); use mode='exact'")
+        self.task, self.noise, self.eta, self.rho = task, noise, eta, rho
+        self.drift_name, self.diffusion_name, self.mode = drift, diffusion, mode
+        self.inner_samples = inner_samples
+        self.generator = generator
+        self.needs_inner = needs_inner
+        self.clamp_count = 0  # negative eigenvalues of B B^T clamped (exact mode)
+        self.factorization_count = 0  # eigenvalues examined (exact mode)
+
+    @property
+    def name(self) -> str:
+        return (
+            self.drift_name
+            if self.diffusion_name == self.drift_name
+            else f"{self.drift_name}+{self.diffusion_name}_noise"
+        )
+
+    @property
+    def dim_w(self) -> int:
+        return self.task.dim if self.mode == "exact" else self.noise.dim_w
+
+    def point(self, x: Tensor) -> Point:
+        lin = self.task.linearize(x)
+        inner = self._inner_sample(x, lin.grad) if self.needs_inner else None
+        return Point(x, lin, inner)
+
+    def _inner_sample(self, x: Tensor, g: Tensor) -> InnerSample:
+        z = self.noise.sample(x, self.inner_samples, self.generator)  # (K, M, d)
+        v = g + z
+        u = v * _safe_inverse_norm(v)
+        mean_u = u.mean(0)
+        return InnerSample(mean_u, z - z.mean(0), u - mean_u)
+
+    def drift(self, p: Point) -> Tensor:
+        return DRIFTS[self.drift_name](self, p)
+
+    def diffuse(self, p: Point, dw: Tensor) -> Tensor:
+        """B(X) dW (without the factor sqrt(eta))."""
+        if self.noise.is_zero:
+            return torch.zeros_like(p.x)
+        if self.mode == "exact":
+            return (self._exact_sqrt(p) @ dw.unsqueeze(-1)).squeeze(-1)
+        return DIFFUSIONS[self.diffusion_name](self, p, dw)
+
+    def _exact_sqrt(self, p: Point) -> Tensor:
+        sigma = self.noise.covariance(p.x)
+        bbt = DIFFUSION_MATRICES[self.diffusion_name](self, p, sigma)
+        bbt = (bbt + bbt.transpose(-1, -2)) / 2
+        evals, evecs = torch.linalg.eigh(bbt)
+        negative = evals < 0
+        self.clamp_count += int(negative.sum())
+        self.factorization_count += evals.numel()
+        return (evecs * evals.clamp_min(0).sqrt().unsqueeze(-2)) @ evecs.transpose(-1, -2)
+
+    def em_step(self, x: Tensor, dw: Tensor, dt: float) -> Tensor:
+        """Euler-Maruyama: X + b(X) dt + sqrt(eta) B(X) dW, with dW ~ N(0, dt I)."""
+        p = self.point(x)
+        return x + self.drift(p) * dt + math.sqrt(self.eta) * self.diffuse(p, dw)
+
+
+def _sam_mean_direction(model: SDEModel, p: Point) -> Tensor:
+    if p.inner is None:  # no noise: u = g / |g| exactly
+        return p.grad * _safe_inverse_norm(p.grad)
+    return p.inner.mean_u
+
+
+def _dnsam_factor(model: SDEModel, p: Point) -> Tensor:
+    return model.rho * _safe_inverse_norm(p.grad)
+
+
+DRIFTS: dict[str, Callable[[SDEModel, Point], Tensor]] = {
+    "sgd": lambda m, p: -p.grad,
+    "usam": lambda m, p: -(p.grad + m.rho * p.lin.hvp(p.grad)),
+    "dnsam": lambda m, p: -(p.grad + _dnsam_factor(m, p) * p.lin.hvp(p.grad)),
+    "sam": lambda m, p: -(p.grad + m.rho * p.lin.hvp(_sam_mean_direction(m, p))),
+}
+
+
+def _sharpened(factor: Tensor | float, p: Point, n: Tensor) -> Tensor:
+    """(I + factor H) n: first-order square root of Sigma + factor (H Sigma + Sigma H) applied to dW."""
+    return n + factor * p.lin.hvp(n)
+
+
+def _sam_first_order(m: SDEModel, p: Point, dw: Tensor) -> Tensor:
+    sigma = m.noise.isotropic_sigma
+    inner = p.inner
+    correction = inner.cov_apply(p.lin.hvp(dw)) + p.lin.hvp(inner.cov_transpose_apply(dw))
+    return sigma * dw + m.rho * correction / (2 * sigma)
+
+
+DIFFUSIONS: dict[str, Callable[[SDEModel, Point, Tensor], Tensor]] = {
+    "sgd": lambda m, p, dw: m.noise.sqrt_apply(p.x, dw),
+    "usam": lambda m, p, dw: _sharpened(m.rho, p, m.noise.sqrt_apply(p.x, dw)),
+    "dnsam": lambda m, p, dw: _sharpened(_dnsam_factor(m, p), p, m.noise.sqrt_apply(p.x, dw)),
+    "sam": _sam_first_order,
+}
+
+
+def _symmetrized(h: Tensor, a: Tensor) -> Tensor:
+    """H A + A^T H, batched; with A = Sigma (symmetric) this is H Sigma + Sigma H, with A = C^T it is C H + H C^T."""
+    return h @ a + a.transpose(-1, -2) @ h
+
+
+def _dense_hessian(m: SDEModel, p: Point) -> Tensor:
+    return m.task.hessian(p.x)
+
+
+DIFFUSION_MATRICES: dict[str, Callable[[SDEModel, Point, Tensor], Tensor]] = {
+    "sgd": lambda m, p, s: s.expand(p.x.shape[0], -1, -1) if s.dim() == 2 else s,
+    "usam": lambda m, p, s: s + m.rho * _symmetrized(_dense_hessian(m, p), s),
+    "dnsam": lambda m, p, s: s + _dnsam_factor(m, p).unsqueeze(-1) * _symmetrized(_dense_hessian(m, p), s),
+    "sam": lambda m, p, s: s + m.rho * _symmetrized(_dense_hessian(m, p), p.inner.cov_matrix().transpose(-1, -2)),
+}
+
+assert set(DRIFTS) == set(DIFFUSIONS) == set(DIFFUSION_MATRICES) == set(ALGORITHMS)

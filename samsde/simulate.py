@@ -1,0 +1,212 @@
+"""The one simulation loop: any set of discrete optimizers and SDE models, advanced together on shared noise.
+
+Time runs on the discrete grid t_k = k eta.  Over [k eta, (k+1) eta] the loop draws r Brownian increments
+dW_{k,1..r} ~ N(0, dt I), dt = eta / r, shared by every runner when ``coupled``:
+- an SDE runner takes r Euler-Maruyama steps with them;
+- a discrete runner with additive noise takes one step with Z_k = -Sigma^(1/2) (dW_{k,1} + ... + dW_{k,r}) / sqrt(eta),
+  so Z_k ~ N(0, Sigma) and -eta Z_k equals the SDE's noise sqrt(eta) Sigma^(1/2) (W_{(k+1)eta} - W_{k eta}).
+  (The opposite sign would make the two noises anti-correlated.)
+A discrete runner with mini-batch noise draws its own batches, so it is never coupled.
+
+All M paths of a runner advance in one batched tensor operation.  A path whose iterate is not finite or exceeds
+``blowup`` in norm is marked diverged at that step; from then on its records are NaN and it is parked at the
+origin so it cannot poison batched linear algebra.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from samsde.algorithms import check_algorithm, check_step_sizes, optimizer_step
+from samsde.noise import MiniBatch, NoiseModel
+from samsde.sde import SDEModel
+from samsde.seeding import make_generator
+from samsde.tasks import Task
+
+Observable = Callable[[Task, Tensor], Tensor]
+
+
+def _grad_norm(task: Task, x: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(task.grad(x), dim=-1)
+
+
+OBSERVABLES: dict[str, Observable] = {
+    # the paper's test function g(x) = |grad f(x)| + |x|
+    "grad_norm_plus_norm": lambda task, x: _grad_norm(task, x) + torch.linalg.vector_norm(x, dim=-1),
+    "loss": lambda task, x: task.loss(x),
+    "grad_norm": _grad_norm,
+    "norm": lambda task, x: torch.linalg.vector_norm(x, dim=-1),
+}
+
+
+class Runner(Protocol):
+    name: str
+    dim_w: int
+    coupled: bool
+
+    def advance(self, x: Tensor, increments: Tensor, dt: float) -> Tensor: ...
+
+
+class DiscreteRunner:
+    """One optimizer step per discrete time step; additive noise is rebuilt from the SDE's increments."""
+
+    coupled = True
+
+    def __init__(
+        self,
+        task: Task,
+        noise: NoiseModel,
+        algorithm: str,
+        eta: float,
+        rho: float,
+        name: str | None = None,
+        generator: torch.Generator | None = None,
+    ):
+        check_algorithm(algorithm)
+        check_step_sizes(eta, rho)
+        self.task, self.noise, self.algorithm, self.eta, self.rho = task, noise, algorithm, eta, rho
+        self.name = name or algorithm
+        self.dim_w = noise.dim_w
+        self.coupled = noise.additive
+        self.generator = generator
+
+    def advance(self, x: Tensor, increments: Tensor, dt: float) -> Tensor:
+        full = self.task.grad(x)
+        if isinstance(self.noise, MiniBatch):
+            batch = self.noise.draw_batches(x.shape[0], self.generator)
+            grad_batch = lambda y: self.task.grad(y, batch=batch)  # noqa: E731
+            return optimizer_step(self.algorithm, x, self.eta, self.rho, grad_batch, lambda: full)
+        z = -self.noise.sqrt_apply(x, increments.sum(0)) / math.sqrt(self.eta)
+        grad_z = lambda y: self.task.grad(y) + z  # noqa: E731
+        return optimizer_step(self.algorithm, x, self.eta, self.rho, grad_z, lambda: full, g=full + z)
+
+
+class SDERunner:
+    """r Euler-Maruyama steps of an SDE model per discrete time step."""
+
+    coupled = True
+
+    def __init__(self, model: SDEModel, name: str | None = None):
+        self.model = model
+        self.name = name or model.name
+        self.dim_w = model.dim_w
+
+    def advance(self, x: Tensor, increments: Tensor, dt: float) -> Tensor:
+        for dw in increments:
+            x = self.model.em_step(x, dw, dt)
+        return x
+
+
+@dataclass
+class SimulationResult:
+    """Per-path records of every observable: ``values[runner][observable]`` is (n_records, M)."""
+
+    steps: Tensor
+    times: Tensor
+    values: dict[str, dict[str, Tensor]]
+    diverged_step: dict[str, Tensor]  # (M,), -1 where the path never diverged
+    final: dict[str, Tensor] = field(default_factory=dict)
+
+    def n_diverged(self, runner: str) -> int:
+        return int((self.diverged_step[runner] >= 0).sum())
+
+    def first_divergence(self, runner: str) -> int | None:
+        steps = self.diverged_step[runner]
+        hit = steps[steps >= 0]
+        return int(hit.min()) if hit.numel() else None
+
+
+def simulate(
+    task: Task,
+    runners: list[Runner],
+    x0: Tensor,
+    n_paths: int,
+    n_steps: int,
+    eta: float,
+    resolution: int,
+    seed: int,
+    stream: tuple = (),
+    observables: dict[str, Observable] | None = None,
+    record_every: int = 1,
+    coupled: bool = True,
+    blowup: float = 1e8,
+    progress: bool = False,
+) -> SimulationResult:
+    """Advance every runner from x0 (shared by all paths) for ``n_steps`` steps of size eta; record observables.
+
+    The noise stream is ``make_generator(seed, *stream, "brownian")`` (one per runner, named after it, when not
+    ``coupled``); mini-batch draws and SAM inner samples use their own named streams, set by their owners.
+    """
+    if resolution < 1:
+        raise ValueError(f"resolution must be >= 1, got {resolution}")
+    if n_paths < 1 or n_steps < 0 or record_every < 1:
+        raise ValueError(
+            f"need n_paths >= 1, n_steps >= 0, record_every >= 1; got {n_paths}, {n_steps}, {record_every}"
+        )
+    names = [r.name for r in runners]
+    if len(set(names)) != len(names):
+        raise ValueError(f"runner names must be unique, got {names}")
+    observables = observables or {"grad_norm_plus_norm": OBSERVABLES["grad_norm_plus_norm"]}
+    dt = eta / resolution
+    sqrt_dt = math.sqrt(dt)
+    share = coupled and all(r.coupled for r in runners)
+    dims = {r.dim_w for r in runners}
+    if share and len(dims) != 1:
+        raise ValueError(f"coupled runners must share the Brownian dimension, got {sorted(dims)}")
+    if share:
+        shared = make_generator(seed, *stream, "brownian")
+        gens = {r.name: shared for r in runners}
+    else:
+        gens = {r.name: make_generator(seed, *stream, "brownian", r.name) for r in runners}
+
+    record_steps = list(range(0, n_steps + 1, record_every))
+    if record_steps[-1] != n_steps:
+        record_steps.append(n_steps)
+    n_rec = len(record_steps)
+    x0 = x0.to(torch.float64).reshape(1, -1)
+    states = {r.name: x0.expand(n_paths, -1).clone() for r in runners}
+    values = {r.name: {o: torch.empty(n_rec, n_paths, dtype=torch.float64) for o in observables} for r in runners}
+    diverged = {r.name: torch.full((n_paths,), -1, dtype=torch.long) for r in runners}
+
+    def record(i: int) -> None:
+        for r in runners:
+            x = states[r.name]
+            dead = diverged[r.name] >= 0
+            for o, fn in observables.items():
+                v = fn(task, x)
+                values[r.name][o][i] = torch.where(dead, torch.full_like(v, float("nan")), v)
+
+    record(0)
+    rec_i = 1
+    steps_iter = range(1, n_steps + 1)
+    if progress:
+        from tqdm import tqdm
+
+        steps_iter = tqdm(steps_iter, desc="simulate", mininterval=5.0)
+    for k in steps_iter:
+        increments = {}
+        for r in runners:
+            gen = gens[r.name]
+            key = id(gen)
+            if key not in increments:
+                increments[key] = sqrt_dt * torch.randn(
+                    resolution, n_paths, r.dim_w, generator=gen, dtype=torch.float64
+                )
+            x = r.advance(states[r.name], increments[key], dt)
+            bad = ~torch.isfinite(x).all(dim=1) | (torch.linalg.vector_norm(x, dim=1) > blowup)
+            if bad.any():
+                newly = bad & (diverged[r.name] < 0)
+                diverged[r.name][newly] = k
+                x = torch.where(bad.unsqueeze(1), torch.zeros_like(x), x)
+            states[r.name] = x
+        if rec_i < n_rec and k == record_steps[rec_i]:
+            record(rec_i)
+            rec_i += 1
+    steps_t = torch.tensor(record_steps)
+    return SimulationResult(steps_t, steps_t.double() * eta, values, diverged, final=states)

@@ -1,0 +1,105 @@
+"""Weak-error statistics: relative error between a discrete run and an SDE, its bootstrap interval, slope fits.
+
+For test function values a[k, m] = g(x_k) on the discrete run and b[k, m] = g(X_{k eta}) on the SDE (same path m
+when coupled), the relative error is
+    E_rel = max_k |mean_m a[k] - mean_m b[k]| / mean_k |mean_m a[k]|.
+Its confidence interval is a percentile bootstrap over paths: a replicate re-weights the paths by multinomial
+counts (the same counts for a and b, which keeps the coupling) so all replicates are one matrix product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def relative_error(a: Tensor, b: Tensor) -> float:
+    """E_rel for (n_steps, M) value tables a (discrete) and b (SDE)."""
+    ma, mb = a.mean(1), b.mean(1)
+    return float((ma - mb).abs().max() / ma.abs().mean())
+
+
+def bootstrap_weights(n_paths: int, n_boot: int, generator: torch.Generator) -> Tensor:
+    """(n_boot, M) multinomial resampling counts divided by M, so ``w @ values.T`` are resampled means."""
+    idx = torch.randint(n_paths, (n_boot, n_paths), generator=generator)
+    counts = torch.zeros(n_boot, n_paths, dtype=torch.float64)
+    counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
+    return counts / n_paths
+
+
+def relative_error_replicates(a: Tensor, b: Tensor, weights: Tensor) -> Tensor:
+    """E_rel on each bootstrap replicate: (n_boot,)."""
+    ma = weights @ a.T  # (n_boot, n_steps)
+    mb = weights @ b.T
+    return (ma - mb).abs().amax(1) / ma.abs().mean(1)
+
+
+@dataclass
+class ErrorEstimate:
+    value: float
+    low: float
+    high: float
+    replicates: Tensor
+
+
+def estimate_relative_error(
+    a: Tensor, b: Tensor, n_boot: int, generator: torch.Generator, level: float = 0.95
+) -> ErrorEstimate:
+    """E_rel with a percentile bootstrap interval at ``level``; NaN everywhere if any path diverged."""
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        nan = float("nan")
+        return ErrorEstimate(nan, nan, nan, torch.full((n_boot,), nan, dtype=torch.float64))
+    reps = relative_error_replicates(a, b, bootstrap_weights(a.shape[1], n_boot, generator))
+    q = torch.quantile(reps, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
+    return ErrorEstimate(relative_error(a, b), float(q[0]), float(q[1]), reps)
+
+
+@dataclass
+class SlopeFit:
+    slope: float
+    intercept: float
+    low: float
+    high: float
+
+
+def fit_loglog_slope(etas, errors, replicates=None, level: float = 0.95) -> SlopeFit:
+    """Least-squares slope of log(error) against log(eta).
+
+    The interval comes from refitting on bootstrap replicates (``replicates``: (n_eta, n_boot), replicate j of
+    every eta paired; the runs of different etas are independent so pairing is harmless).  Without replicates it
+    is the t-interval of ordinary least squares.
+    """
+    x = np.log(np.asarray(etas, dtype=float))
+    y = np.log(np.asarray(errors, dtype=float))
+    if len(x) < 2 or not np.all(np.isfinite(y)):
+        nan = float("nan")
+        return SlopeFit(nan, nan, nan, nan)
+    slope, intercept = np.polyfit(x, y, 1)
+    if replicates is not None:
+        reps = np.log(np.asarray(replicates, dtype=float))
+        xc = x - x.mean()
+        slopes = (xc @ (reps - reps.mean(0))) / (xc @ xc)
+        low, high = np.quantile(slopes, [(1 - level) / 2, (1 + level) / 2])
+    elif len(x) > 2:
+        from scipy import stats
+
+        resid = y - (slope * x + intercept)
+        se = np.sqrt(resid @ resid / (len(x) - 2) / ((x - x.mean()) @ (x - x.mean())))
+        half = stats.t.ppf((1 + level) / 2, len(x) - 2) * se
+        low, high = slope - half, slope + half
+    else:
+        low = high = float("nan")
+    return SlopeFit(float(slope), float(intercept), float(low), float(high))
+
+
+def path_summary(values: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and standard error over paths of a (n_steps, M) table (NaN rows of diverged paths excluded)."""
+    finite = torch.isfinite(values)
+    n = finite.sum(1).clamp_min(1)
+    v = torch.where(finite, values, torch.zeros_like(values))
+    mean = v.sum(1) / n
+    var = (torch.where(finite, values - mean.unsqueeze(1), torch.zeros_like(values)) ** 2).sum(1) / (n - 1).clamp_min(1)
+    return mean, (var / n).sqrt()
