@@ -74,6 +74,8 @@ class IsotropicGaussian(NoiseModel):
             raise ValueError(f"noise sigma must be >= 0, got {sigma}")
         self.dim_w = dim
         self.isotropic_sigma = float(sigma)
+        # sigma = 0 is full batch: without this the first-order SAM diffusion divides 0 by 2 sigma (NaN)
+        self.is_zero = self.isotropic_sigma == 0.0
 
     def sqrt_apply(self, x: Tensor, w: Tensor) -> Tensor:
         return self.isotropic_sigma * w

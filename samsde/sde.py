@@ -97,6 +97,8 @@ class SDEModel:
         if inner_samples < 2:
             raise ValueError(f"inner_samples must be >= 2, got {inner_samples}")
         needs_inner = "sam" in (drift, diffusion) and not noise.is_zero
+        if needs_inner and generator is None:
+            raise ValueError("the SAM SDE's inner Monte Carlo needs a seeded generator (samsde.make_generator)")
         if needs_inner and not noise.additive:
             raise ValueError("the SAM SDE's inner Monte Carlo needs additive Gaussian noise (not minibatch)")
         if diffusion == "sam" and mode == "first_order" and noise.isotropic_sigma is None:

@@ -74,6 +74,8 @@ class DiscreteRunner:
         self.name = name or algorithm
         self.dim_w = noise.dim_w
         self.coupled = noise.additive
+        if isinstance(noise, MiniBatch) and generator is None:
+            raise ValueError("a mini-batch runner needs a seeded generator for its batches (samsde.make_generator)")
         self.generator = generator
 
     def advance(self, x: Tensor, increments: Tensor, dt: float) -> Tensor:
