@@ -140,7 +140,9 @@ def simulate(
     blowup: float = 1e8,
     progress: bool = False,
 ) -> SimulationResult:
-    """Advance every runner from x0 (shared by all paths) for ``n_steps`` steps of size eta; record observables.
+    """Advance every runner from x0 for ``n_steps`` steps of size eta; record observables.
+
+    ``x0`` is one point (d,) shared by all paths, or one point per path (n_paths, d).
 
     The noise stream is ``make_generator(seed, *stream, "brownian")`` (one per runner, named after it, when not
     ``coupled``); mini-batch draws and SAM inner samples use their own named streams, set by their owners.
@@ -171,8 +173,12 @@ def simulate(
     if record_steps[-1] != n_steps:
         record_steps.append(n_steps)
     n_rec = len(record_steps)
-    x0 = x0.to(torch.float64).reshape(1, -1)
-    states = {r.name: x0.expand(n_paths, -1).clone() for r in runners}
+    x0 = x0.to(torch.float64)
+    if x0.dim() == 1:
+        x0 = x0.unsqueeze(0).expand(n_paths, -1)
+    if x0.shape[0] != n_paths:
+        raise ValueError(f"x0 must have shape (d,) or (n_paths, d) = ({n_paths}, d), got {tuple(x0.shape)}")
+    states = {r.name: x0.clone() for r in runners}
     values = {r.name: {o: torch.empty(n_rec, n_paths, dtype=torch.float64) for o in observables} for r in runners}
     diverged = {r.name: torch.full((n_paths,), -1, dtype=torch.long) for r in runners}
 

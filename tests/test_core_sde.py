@@ -19,15 +19,6 @@ from samsde.weak_error import fit_loglog_slope
 DTYPE = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Small tensors: intra-op threads only add overhead on a shared 2-core machine.  Restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 SPECTRUM = [0.5, 1.0, 2.0]
 X0 = [1.0, -1.0, 0.5]
 

@@ -24,15 +24,6 @@ ETAS = [0.1, 0.05, 0.025, 0.0125]
 OBS = "grad_norm_plus_norm"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Small tensors: intra-op threads only add overhead on a shared 2-core machine.  Restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def quadratic_setup():
     task = samsde.make_task("quadratic", dim=10, seed=0)
     noise = make_noise("isotropic", task, sigma=0.5)

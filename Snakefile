@@ -1,0 +1,25 @@
+# samsde: regenerate every figure of "An SDE for Modeling SAM: Theory and Insights" (ICML 2023).
+#   snakemake --cores 2                         # all figures, default config
+#   snakemake --cores 2 --configfile workflow/smoke.yaml   # tiny sizes, same DAG
+#   snakemake --report results/report.html      # the report, after a run
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/weak_error.smk"
+include: "workflow/rules/insights.smk"
+include: "workflow/rules/lecture.smk"
+include: "workflow/rules/claims.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_figures(),
+        "results/claims.csv",
+        "results/provenance.csv",

@@ -1,0 +1,40 @@
+"""Figure trajectories: path mean +- 2 s.e. of g(x) = |grad f| + |x| and of f over time, discrete vs SDEs."""
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from samsde_workflow.io import read_table
+from samsde_workflow.logs import rule_logging
+from samsde_workflow.plotting import PALETTE, finish, save_figure, set_style
+
+MODELS = {"discrete": "discrete", "own_sde": "own SDE", "sgd_sde": "SGD SDE"}
+
+with rule_logging(snakemake):
+    set_style()
+    traj = pd.concat([read_table(f) for f in snakemake.input.trajectories], ignore_index=True)
+    traj = traj[(traj.alpha == 0.5) & traj.model.isin(list(MODELS))]
+    # one learning rate per task: the largest, where the models differ most visibly
+    traj = traj[traj.eta == traj.groupby("task").eta.transform("max")]
+    tasks, algorithms = snakemake.params.tasks, snakemake.params.algorithms
+    stats = ["grad_norm_plus_norm", "loss"]
+    fig, axes = plt.subplots(
+        len(tasks) * 2, len(algorithms), figsize=(3.4 * len(algorithms), 2.2 * 2 * len(tasks)), squeeze=False
+    )
+    for i, task in enumerate(tasks):
+        for k, statistic in enumerate(stats):
+            for j, algorithm in enumerate(algorithms):
+                ax = axes[2 * i + k, j]
+                sub = traj[(traj.task == task) & (traj.algorithm == algorithm) & (traj.statistic == statistic)]
+                for model, label in MODELS.items():
+                    d = sub[sub.model == model]
+                    ax.plot(d.time, d["mean"], color=PALETTE[model], label=label, lw=1.2)
+                    ax.fill_between(d.time, d["mean"] - 2 * d["sem"], d["mean"] + 2 * d["sem"],
+                                    color=PALETTE[model], alpha=0.2, lw=0)  # fmt: skip
+                eta, rho = sub.eta.iloc[0], sub.rho.iloc[0]
+                ax.set_title(f"{task}, {algorithm.upper()}, eta={eta:g}, rho={rho:.3g}", fontsize=8)
+                ax.set_ylabel("E |grad f| + |x|" if statistic == "grad_norm_plus_norm" else "E f")
+                ax.set_xlabel("time t = k eta")
+                if i == 0 and k == 0 and j == 0:
+                    ax.legend(fontsize=7)
+    finish(fig, "Trajectories: discrete optimizer vs its own SDE vs the SGD SDE (mean over paths, +-2 s.e.)")
+    save_figure(fig, snakemake.output.png, snakemake.output.pdf)

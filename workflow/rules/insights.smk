@@ -1,0 +1,115 @@
+# Insight stage (paper-notes section 5): four reconstructed experiments, each one job that writes its tidy tables
+# and its claims fragment, and one figure job that only reads the tables.
+
+
+rule quadratic_stationary:
+    output:
+        table="results/insights/quadratic_stationary.csv",
+        claims="results/claims/quadratic_stationary.csv",
+    log:
+        "logs/quadratic_stationary.log",
+    benchmark:
+        "benchmarks/quadratic_stationary.tsv"
+    threads: 1
+    params:
+        section=section("quadratic_stationary"),
+        rel_tol=config["claims"]["stationary_rel_tol"],
+    script:
+        "../../scripts/insight_quadratic_stationary.py"
+
+
+rule figure_quadratic_stationary:
+    input:
+        table="results/insights/quadratic_stationary.csv",
+    output:
+        **figure_outputs("quadratic_stationary"),
+    log:
+        "logs/figure_quadratic_stationary.log",
+    script:
+        "../../scripts/figure_quadratic_stationary.py"
+
+
+rule saddle:
+    output:
+        grid="results/insights/saddle_grid.csv",
+        trajectories="results/insights/saddle_trajectories.csv",
+        radius="results/insights/saddle_radius.csv",
+        claims="results/claims/saddle.csv",
+    log:
+        "logs/saddle.log",
+    benchmark:
+        "benchmarks/saddle.tsv"
+    threads: 1
+    params:
+        section=section("saddle"),
+    script:
+        "../../scripts/insight_saddle.py"
+
+
+rule figure_saddle:
+    input:
+        grid="results/insights/saddle_grid.csv",
+        trajectories="results/insights/saddle_trajectories.csv",
+        radius="results/insights/saddle_radius.csv",
+    output:
+        **figure_outputs("saddle"),
+    log:
+        "logs/figure_saddle.log",
+    script:
+        "../../scripts/figure_saddle.py"
+
+
+rule hessian_trace:
+    output:
+        table="results/insights/hessian_trace.csv",
+        claims="results/claims/hessian_trace.csv",
+    log:
+        "logs/hessian_trace.log",
+    benchmark:
+        "benchmarks/hessian_trace.tsv"
+    threads: 1
+    params:
+        section=section("hessian_trace"),
+    script:
+        "../../scripts/insight_hessian_trace.py"
+
+
+rule figure_hessian_trace:
+    input:
+        table="results/insights/hessian_trace.csv",
+    output:
+        **figure_outputs("hessian_trace"),
+    log:
+        "logs/figure_hessian_trace.log",
+    script:
+        "../../scripts/figure_hessian_trace.py"
+
+
+rule flat_minima:
+    output:
+        table="results/insights/flat_minima.csv",
+        paths="results/insights/flat_minima_paths.csv",
+        claims="results/claims/flat_minima.csv",
+    log:
+        "logs/flat_minima.log",
+    benchmark:
+        "benchmarks/flat_minima.tsv"
+    threads: 1
+    params:
+        section=section("flat_minima"),
+    script:
+        "../../scripts/insight_flat_minima.py"
+
+
+rule figure_flat_minima:
+    input:
+        table="results/insights/flat_minima.csv",
+        paths="results/insights/flat_minima_paths.csv",
+    output:
+        **figure_outputs("flat_minima"),
+    log:
+        "logs/figure_flat_minima.log",
+    params:
+        section=section("flat_minima"),
+    script:
+        "../../scripts/figure_flat_minima.py"

@@ -1,0 +1,194 @@
+# Lecture stage (paper-notes section 7): small-scale reconstructions of the lecture's SAM background on scikit-learn's
+# digits with a small MLP, and full-batch SAM on toy landscapes.  Each experiment is one job that writes tidy tables
+# and its claims fragment, and one figure job that only reads the tables.  interpolation and lr_scaling reuse the
+# small- and large-batch solutions of sharpness_sb_lb; hessian_spectrum reuses the solutions of sam_vs_sgd.
+
+LECTURE = config["lecture"]
+
+
+def lecture_section(*names):
+    """The lecture's shared data and model settings, the named sub-sections and the base seed: a rule's params,
+    so editing another sub-section (or another stage) reruns nothing here."""
+    return {
+        "seed": config["seed"],
+        "data": LECTURE["data"],
+        "model": LECTURE["model"],
+        **{name: LECTURE[name] for name in names},
+    }
+
+
+rule lecture_sharpness_sb_lb:
+    output:
+        runs="results/lecture/sb_lb_runs.csv",
+        keskar="results/lecture/sb_lb_keskar.csv",
+        params="results/lecture/sb_lb_params.csv",
+        claims="results/claims/sharpness_sb_lb.csv",
+    log:
+        "logs/lecture/sharpness_sb_lb.log",
+    benchmark:
+        "benchmarks/lecture/sharpness_sb_lb.tsv"
+    threads: 1
+    params:
+        section=lecture_section("large_batch"),
+    script:
+        "../../scripts/lecture_sharpness_sb_lb.py"
+
+
+rule figure_sharpness_sb_lb:
+    input:
+        runs="results/lecture/sb_lb_runs.csv",
+        keskar="results/lecture/sb_lb_keskar.csv",
+    output:
+        **figure_outputs("sharpness_sb_lb"),
+    log:
+        "logs/lecture/figure_sharpness_sb_lb.log",
+    script:
+        "../../scripts/figure_sharpness_sb_lb.py"
+
+
+rule lecture_interpolation:
+    input:
+        params="results/lecture/sb_lb_params.csv",
+    output:
+        table="results/lecture/interpolation.csv",
+        curvature="results/lecture/interpolation_curvature.csv",
+        claims="results/claims/interpolation.csv",
+    log:
+        "logs/lecture/interpolation.log",
+    benchmark:
+        "benchmarks/lecture/interpolation.tsv"
+    threads: 1
+    params:
+        section=lecture_section("large_batch", "interpolation"),
+    script:
+        "../../scripts/lecture_interpolation.py"
+
+
+rule figure_interpolation:
+    input:
+        table="results/lecture/interpolation.csv",
+    output:
+        **figure_outputs("interpolation"),
+    log:
+        "logs/lecture/figure_interpolation.log",
+    script:
+        "../../scripts/figure_interpolation.py"
+
+
+rule lecture_lr_scaling:
+    input:
+        runs="results/lecture/sb_lb_runs.csv",
+    output:
+        table="results/lecture/lr_scaling.csv",
+        claims="results/claims/lr_scaling.csv",
+    log:
+        "logs/lecture/lr_scaling.log",
+    benchmark:
+        "benchmarks/lecture/lr_scaling.tsv"
+    threads: 1
+    params:
+        section=lecture_section("large_batch", "lr_scaling"),
+    script:
+        "../../scripts/lecture_lr_scaling.py"
+
+
+rule figure_lr_scaling:
+    input:
+        table="results/lecture/lr_scaling.csv",
+    output:
+        **figure_outputs("lr_scaling"),
+    log:
+        "logs/lecture/figure_lr_scaling.log",
+    script:
+        "../../scripts/figure_lr_scaling.py"
+
+
+rule lecture_sam_vs_sgd:
+    output:
+        sweep="results/lecture/sam_sweep.csv",
+        runs="results/lecture/sam_vs_sgd.csv",
+        params="results/lecture/sam_params.csv",
+        claims="results/claims/sam_vs_sgd.csv",
+    log:
+        "logs/lecture/sam_vs_sgd.log",
+    benchmark:
+        "benchmarks/lecture/sam_vs_sgd.tsv"
+    threads: 1
+    params:
+        section=lecture_section("sam_vs_sgd"),
+    script:
+        "../../scripts/lecture_sam_vs_sgd.py"
+
+
+rule figure_sam_vs_sgd:
+    input:
+        sweep="results/lecture/sam_sweep.csv",
+        runs="results/lecture/sam_vs_sgd.csv",
+    output:
+        **figure_outputs("sam_vs_sgd"),
+    log:
+        "logs/lecture/figure_sam_vs_sgd.log",
+    script:
+        "../../scripts/figure_sam_vs_sgd.py"
+
+
+rule lecture_hessian_spectrum:
+    input:
+        params="results/lecture/sam_params.csv",
+    output:
+        sharpness="results/lecture/hessian_sharpness.csv",
+        topk="results/lecture/hessian_topk.csv",
+        density="results/lecture/hessian_density.csv",
+        claims="results/claims/hessian_spectrum.csv",
+    log:
+        "logs/lecture/hessian_spectrum.log",
+    benchmark:
+        "benchmarks/lecture/hessian_spectrum.tsv"
+    threads: 1
+    params:
+        section=lecture_section("sam_vs_sgd", "hessian_spectrum"),
+    script:
+        "../../scripts/lecture_hessian_spectrum.py"
+
+
+rule figure_hessian_spectrum:
+    input:
+        sharpness="results/lecture/hessian_sharpness.csv",
+        topk="results/lecture/hessian_topk.csv",
+        density="results/lecture/hessian_density.csv",
+    output:
+        **figure_outputs("hessian_spectrum"),
+    log:
+        "logs/lecture/figure_hessian_spectrum.log",
+    script:
+        "../../scripts/figure_hessian_spectrum.py"
+
+
+rule lecture_bouncing:
+    output:
+        quadratic="results/lecture/bouncing_quadratic.csv",
+        valley="results/lecture/bouncing_valley.csv",
+        claims="results/claims/bouncing.csv",
+    log:
+        "logs/lecture/bouncing.log",
+    benchmark:
+        "benchmarks/lecture/bouncing.tsv"
+    threads: 1
+    params:
+        section={"seed": config["seed"], "bouncing": LECTURE["bouncing"]},
+    script:
+        "../../scripts/lecture_bouncing.py"
+
+
+rule figure_bouncing:
+    input:
+        quadratic="results/lecture/bouncing_quadratic.csv",
+        valley="results/lecture/bouncing_valley.csv",
+    output:
+        **figure_outputs("bouncing"),
+    log:
+        "logs/lecture/figure_bouncing.log",
+    params:
+        bouncing=LECTURE["bouncing"],
+    script:
+        "../../scripts/figure_bouncing.py"
