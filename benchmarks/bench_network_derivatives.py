@@ -19,7 +19,7 @@ achieved GFLOP/s of the manual version counting its big GEMMs only (``gemm_count
     iris, linear activation, collapsed network: GEMMs of width M instead of M h, 2 o for grad, 4 o for lin+hvp
 
 as a fraction of a large float64 matmul (2000 x 2000 @ 2000 x 2000, 16 GFLOP) timed in the same run at the same
-thread count.  ``gemm_floor_ms`` is the time of those GEMMs alone (on the whole (N, M h) shapes), the floor the
+thread count.  ``gemm_floor_ms`` is the time of those GEMMs alone (unchunked, on whole (N, W) shapes), the floor the
 closed form could reach if its elementwise passes were free.  The manual results are checked against autograd
 (``max_rel_err``).  ``foreign_load`` is the CPU (in cores) other processes used during the timed blocks: numbers
 taken above ~0.2 cores are slowed down by contention (the speed-ups are ratios of interleaved runs and suffer less).

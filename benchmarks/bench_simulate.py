@@ -3,6 +3,7 @@
 Run from the repository root:
 
     python3 benchmarks/bench_simulate.py [--quick] [--out benchmarks/out/simulate.csv] [--profile]
+        [--wait-idle SECONDS] [--threads N] [--tasks quadratic breast_cancer]
 
 For each task (quadratic d=10 and breast_cancer d=257, isotropic noise sigma=0.5, eta=rho=0.05) it times
 ``runner.advance(x, increments, dt)`` directly (no recording, no divergence checks, no noise drawing: the Brownian
@@ -19,6 +20,10 @@ A subset (sgd and usam discrete, usam SDE first_order) is also timed as a plain 
 runner advancing one path (M=1) at a time, on ``loop_paths`` paths only; its cost per path-step is extrapolated
 to M paths to give the speed-up of the batched simulator.  The loop gets pre-sliced increments, so it pays
 nothing for noise bookkeeping: the speed-up is if anything understated.
+
+On a shared machine other processes wreck the timings (torch's OpenMP threads wait for each other whenever one is
+descheduled, so even a tiny matmul can take milliseconds): the column foreign_load records the CPU they used
+during each job, and --wait-idle holds timed blocks until they are quiet (see benchmarks/README.md).
 """
 
 from __future__ import annotations

@@ -39,25 +39,34 @@ DIFFUSION_MODES = ("first_order", "exact")
 
 @dataclass
 class InnerSample:
-    """The SAM SDE's inner Monte Carlo at one point: E[u] and the centred draws that estimate C = Cov(Z, u)."""
+    """The SAM SDE's inner Monte Carlo at one point: K draws Z_k and u_k = (g + Z_k)/|g + Z_k| per path.
+
+    The covariance C = Cov(Z, u) is applied without centring the (K, M, d) draws (two fewer passes over them):
+        C v = (1/(K-1)) sum_k (Z_k - Zbar) ((u_k - ubar) . v) = (1/(K-1)) [sum_k Z_k (u_k . v) - K Zbar (ubar . v)].
+    """
 
     mean_u: Tensor  # (M, d)
-    z_centred: Tensor | None  # (K, M, d)
-    u_centred: Tensor | None  # (K, M, d)
+    z: Tensor | None = None  # (K, M, d)
+    u: Tensor | None = None  # (K, M, d)
+    mean_z: Tensor | None = None  # (M, d)
+
+    def _apply(self, left: Tensor, right: Tensor, mean_left: Tensor, mean_right: Tensor, v: Tensor) -> Tensor:
+        k = left.shape[0]
+        total = torch.einsum("kmd,km->md", left, torch.einsum("kmd,md->km", right, v))
+        return (total - k * mean_left * (mean_right * v).sum(-1, keepdim=True)) / (k - 1)
 
     def cov_apply(self, v: Tensor) -> Tensor:
-        """C v = E[(Z - EZ) ((u - Eu) . v)], the unbiased sample estimate, O(K M d)."""
-        k = self.z_centred.shape[0]
-        return torch.einsum("kmd,km->md", self.z_centred, torch.einsum("kmd,md->km", self.u_centred, v)) / (k - 1)
+        """C v, the unbiased sample estimate, O(K M d)."""
+        return self._apply(self.z, self.u, self.mean_z, self.mean_u, v)
 
     def cov_transpose_apply(self, v: Tensor) -> Tensor:
         """C^T v = E[(u - Eu) ((Z - EZ) . v)]."""
-        k = self.z_centred.shape[0]
-        return torch.einsum("kmd,km->md", self.u_centred, torch.einsum("kmd,md->km", self.z_centred, v)) / (k - 1)
+        return self._apply(self.u, self.z, self.mean_u, self.mean_z, v)
 
     def cov_matrix(self) -> Tensor:
-        k = self.z_centred.shape[0]
-        return torch.einsum("kmi,kmj->mij", self.z_centred, self.u_centred) / (k - 1)
+        k = self.z.shape[0]
+        total = torch.einsum("kmi,kmj->mij", self.z, self.u)
+        return (total - k * self.mean_z.unsqueeze(-1) * self.mean_u.unsqueeze(-2)) / (k - 1)
 
 
 @dataclass
@@ -132,8 +141,7 @@ class SDEModel:
         z = self.noise.sample(x, self.inner_samples, self.generator)  # (K, M, d)
         v = g + z
         u = v * _safe_inverse_norm(v)
-        mean_u = u.mean(0)
-        return InnerSample(mean_u, z - z.mean(0), u - mean_u)
+        return InnerSample(u.mean(0), z, u, z.mean(0))
 
     def drift(self, p: Point) -> Tensor:
         return DRIFTS[self.drift_name](self, p)

@@ -470,6 +470,9 @@ class _Workspace:
         del self._idle[self.keep :]
 
 
+_Chunk = dict[str, Tensor]  # one chunk's cached tensors by name (views into the cache buffer)
+
+
 def _planes(flat: Tensor, n: int, mc: int, o: int) -> Tensor:
     """A view (N, M_c, o) of ``flat`` whose o planes (N, M_c) are each contiguous.
 
@@ -538,13 +541,14 @@ class NetworkLinearization(Linearization):
         width = o if self._linear else h
         chunk_elements = net.chunk_elements or (1 << 18) * torch.get_num_threads()
         self._step = step = max(1, int(chunk_elements) // (n * width))
-        self._chunks: list[dict[str, Tensor]] = []
+        self._chunks: list[tuple[slice, _Chunk]] = []  # (paths, cache) per chunk
         with torch.no_grad():
             x = x.detach()
             self.grad = torch.empty(x.shape, dtype=x.dtype, device=x.device)
             self._w2 = lay.unpack(x)[2].clone()  # (M, o, h)
             self._ones = torch.ones(h, dtype=x.dtype, device=x.device)  # sums over h as matrix-vector products
             w_aug = self._augmented_first_layer(x)
+            b2 = lay.unpack(x)[3].reshape(m, o)
             if keep and m > 0:  # one recycled flat buffer, one region per cached tensor, chunk after chunk
                 sizes = [size * m for size, _ in slots.values()]
                 buffer = self._ws.take(sum(sizes), x)
@@ -553,7 +557,7 @@ class NetworkLinearization(Linearization):
             for start in range(0, m, step):
                 rows = slice(start, min(start + step, m))
                 mc = rows.stop - rows.start
-                chunk: dict[str, Tensor] = {}
+                chunk: _Chunk = {}
                 for name, (size, shape) in slots.items():
                     flat = (
                         regions[name][size * start : size * rows.stop] if keep else self._ws.scratch(name, size * mc, x)
@@ -566,10 +570,9 @@ class NetworkLinearization(Linearization):
                         chunk[name] = flat.view(shape(mc))
                 wc = w_aug[start * h : rows.stop * h].view(mc, h, p1)
                 step_fn = self._forward_linear if self._linear else self._forward
-                step_fn(chunk, self._w2[rows], wc, x[rows], self.grad[rows])
+                step_fn(chunk, self._w2[rows], wc, b2[rows], x[rows], self.grad[rows])
                 if keep:
-                    chunk["rows"] = rows
-                    self._chunks.append(chunk)
+                    self._chunks.append((rows, chunk))
 
     def _augmented_first_layer(self, x: Tensor) -> Tensor:
         """[W~_1; ...; W~_M] (M h x p+1) for all paths of x (or of a direction v), into scratch."""
@@ -600,7 +603,7 @@ class NetworkLinearization(Linearization):
 
     # ---- one-hidden-layer network with a nonlinear activation ----------------------------------------------------
 
-    def _forward(self, c: dict[str, Tensor], w2: Tensor, wc: Tensor, xc: Tensor, out: Tensor) -> None:
+    def _forward(self, c: _Chunk, w2: Tensor, wc: Tensor, b2: Tensor, xc: Tensor, out: Tensor) -> None:
         net, act = self._net, self._net.activation
         xa, xat = net.inputs_augmented, net.inputs_augmented_t
         n, mc, h = c["a"].shape
@@ -614,7 +617,7 @@ class NetworkLinearization(Linearization):
         u = self._output_planes("u", c["e"])
         for k in range(o):  # U_c = sum_h A * W2_c   (the sum over h as a matrix-vector product)
             torch.mv(torch.mul(a, w2[:, k], out=tmp).view(n * mc, h), ones, out=u[:, :, k].view(n * mc))
-        u.add_(net.layout.unpack(xc)[3].reshape(mc, o))
+        u.add_(b2)
         c["s"] = net.output_loss.derivatives(u, net.targets, c["e"], c["s"])
         e = c["e"].mul_(1.0 / net.n_data)  # E
         d1 = act.first(c.get("z"), a, self._scratch("d1", (n, mc, h), xc))  # phi'(Z)
@@ -623,23 +626,24 @@ class NetworkLinearization(Linearization):
             torch.mul(e[:, :, 0:1], w2[:, 0], out=d)
             for k in range(1, o):
                 d.addcmul_(e[:, :, k : k + 1], w2[:, k])
-            act.second(c.get("z"), a, d1, c["q"]).mul_(d)
+            torch.mul(act.second(c.get("z"), a, d1, tmp), d, out=c["q"])  # (one write to the cache)
             for k in range(o):
                 torch.mul(d1, w2[:, k], out=c[f"k{k}"])
-        g1 = torch.zeros(wc.shape[2], mc, h, dtype=xc.dtype, device=xc.device)
         gw2 = torch.empty(mc, o, h, dtype=xc.dtype, device=xc.device)
         for k in range(o):
             ek = e[:, :, k : k + 1]
             pk = c["p"][k]
             torch.mm(xat, torch.mul(d1, ek, out=tmp).view(n, mc * h), out=pk)  # P_c = X~^T (phi'(Z) * E_c)
-            g1.addcmul_(pk.view(-1, mc, h), w2[:, k])  # sum_c W2_c * P_c
             torch.sum(torch.mul(a, ek, out=tmp), 0, out=gw2[:, k])  # gW2_c = sum_n E_c * A
+        p = c["p"].view(o, -1, mc, h)
+        g1 = torch.mul(p[0], w2[:, 0])  # [gW1, gb1] = sum_c W2_c * P_c
+        for k in range(1, o):
+            g1.addcmul_(p[k], w2[:, k])
         self._write(out, g1, gw2, e.sum(0), xc)
 
-    def _hvp_chunk(self, c: dict[str, Tensor], w2: Tensor, vc: Tensor, va: Tensor, out: Tensor) -> None:
+    def _hvp_chunk(self, c: _Chunk, w2: Tensor, va: Tensor, v2: Tensor, c2: Tensor, vc: Tensor, out: Tensor) -> None:
         net = self._net
         xa, xat = net.inputs_augmented, net.inputs_augmented_t
-        _, _, v2, c2 = net.layout.unpack(vc)
         a = c["a"]
         n, mc, h = a.shape
         o = v2.shape[1]
@@ -651,12 +655,14 @@ class NetworkLinearization(Linearization):
         for k in range(o):  # R{U}_c = sum_h (K_c * R{Z} + A * V2_c)
             torch.mul(c[f"k{k}"], rz, out=tmp).addcmul_(a, v2[:, k])
             torch.mv(tmp.view(n * mc, h), ones, out=ru[:, :, k].view(n * mc))
-        ru.add_(c2.reshape(mc, o))
+        ru.add_(c2)
         re = net.output_loss.hess_apply(c["s"], ru, self._output_planes("re", c["e"])).mul_(1.0 / net.n_data)
         p = c["p"].view(o, -1, mc, h)
-        rgw2 = torch.einsum("cimj,mji->mcj", p, va)  # sum_n E_c * R{A} = sum_i P_c V~
-        for k in range(o):
-            rgw2[:, k] += torch.mul(a, re[:, :, k : k + 1], out=tmp).sum(0)  # + sum_n R{E}_c * A
+        va_t = va.permute(2, 0, 1)  # V~ as (p+1, M_c, h)
+        rgw2 = torch.empty(mc, o, h, dtype=vc.dtype, device=vc.device)
+        for k in range(o):  # R{gW2}_c = sum_n R{E}_c * A + sum_i P_c V~   (sum_n E_c * R{A} = sum_i P_c V~)
+            torch.sum(torch.mul(a, re[:, :, k : k + 1], out=tmp), 0, out=rgw2[:, k])
+            rgw2[:, k] += torch.mul(p[k], va_t).sum(0)
         b = torch.mul(c["q"], rz, out=self._scratch("b", (n, mc, h), vc))  # B = Q * R{Z} + sum_c K_c * R{E}_c
         for k in range(o):
             b.addcmul_(c[f"k{k}"], re[:, :, k : k + 1])
@@ -667,7 +673,7 @@ class NetworkLinearization(Linearization):
 
     # ---- linear activation: the collapsed network ------------------------------------------------------------------
 
-    def _forward_linear(self, c: dict[str, Tensor], w2: Tensor, wc: Tensor, xc: Tensor, out: Tensor) -> None:
+    def _forward_linear(self, c: _Chunk, w2: Tensor, wc: Tensor, b2: Tensor, xc: Tensor, out: Tensor) -> None:
         net = self._net
         xa, xat = net.inputs_augmented, net.inputs_augmented_t
         c["w"].copy_(wc)
@@ -675,7 +681,7 @@ class NetworkLinearization(Linearization):
         u = self._output_planes("u", c["e"])
         for k in range(w2.shape[1]):
             torch.mm(xa, w_eff[k].T, out=u[:, :, k])  # U_c = X~ (W2_c W~)^T
-        u.add_(net.layout.unpack(xc)[3].reshape(w2.shape[0], -1))
+        u.add_(b2)
         c["s"] = net.output_loss.derivatives(u, net.targets, c["e"], c["s"])
         e = c["e"].mul_(1.0 / net.n_data)  # E
         r = c["r"]
@@ -685,17 +691,16 @@ class NetworkLinearization(Linearization):
         gw2 = torch.einsum("cim,mji->mcj", r, wc)  # R_c^T W~
         self._write(out, g1, gw2, e.sum(0), xc)
 
-    def _hvp_linear(self, c: dict[str, Tensor], w2: Tensor, vc: Tensor, va: Tensor, out: Tensor) -> None:
+    def _hvp_linear(self, c: _Chunk, w2: Tensor, va: Tensor, v2: Tensor, c2: Tensor, vc: Tensor, out: Tensor) -> None:
         net = self._net
         xa, xat = net.inputs_augmented, net.inputs_augmented_t
-        _, _, v2, c2 = net.layout.unpack(vc)
         wc, r = c["w"], c["r"]
         o = w2.shape[1]
         y = torch.einsum("mcj,mji->cmi", w2, va) + torch.einsum("mcj,mji->cmi", v2, wc)  # W2_c V~ + V2_c W~
         ru = self._output_planes("u", c["e"])
         for k in range(o):
             torch.mm(xa, y[k].T, out=ru[:, :, k])  # R{U}_c
-        ru.add_(c2.reshape(w2.shape[0], o))
+        ru.add_(c2)
         re = net.output_loss.hess_apply(c["s"], ru, self._output_planes("re", c["e"])).mul_(1.0 / net.n_data)
         rr = torch.empty_like(r)
         for k in range(o):
@@ -715,10 +720,11 @@ class NetworkLinearization(Linearization):
             v = v.detach()
             out = torch.empty(v.shape, dtype=v.dtype, device=v.device)
             v_aug = self._augmented_first_layer(v)
-            for c in self._chunks:
-                rows = c["rows"]
+            _, _, v2, c2 = self._net.layout.unpack(v)
+            c2 = c2.reshape(v.shape[0], -1)
+            for rows, c in self._chunks:
                 va = v_aug[rows.start * h : rows.stop * h].view(-1, h, p1)
-                chunk_hvp(c, self._w2[rows], v[rows], va, out[rows])
+                chunk_hvp(c, self._w2[rows], va, v2[rows], c2[rows], v[rows], out[rows])
         return out
 
 
@@ -820,6 +826,7 @@ class Iris(OneHiddenLayerNet):
     """Iris (scikit-learn's bundled copy): linear one-hidden-layer network, softmax cross-entropy + L2."""
 
     name = "iris"
+    activation = IDENTITY
     output_loss = SoftmaxCrossEntropy()
 
     def __init__(self, n_hidden: int = 4, l2: float = 1e-3, init_scale: float = 0.5):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from samsde_workflow.io import atomic_path, read_provenance
+from samsde_workflow.io import read_provenance, write_table
 from samsde_workflow.logs import rule_logging
 
 with rule_logging(snakemake) as log:
@@ -18,6 +18,5 @@ with rule_logging(snakemake) as log:
              "seed": side["seed"], "git_commit": side["git_commit"],
              **{f"version_{k}": v for k, v in side["packages"].items()}}
         )  # fmt: skip
-    with atomic_path(snakemake.output[0]) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
+    write_table(pd.DataFrame(rows), snakemake.output[0], {"tables": len(rows)}, None, rule="provenance")
     log.info("%d tables", len(rows))

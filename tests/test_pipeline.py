@@ -88,6 +88,19 @@ def test_second_run_does_nothing(smoke_run):
     assert "Nothing to be done" in out.stdout + out.stderr, out.stdout[-3000:]
 
 
+def test_changing_one_parameter_reruns_only_its_rules(smoke_run, tmp_path):
+    config = yaml.safe_load(SMOKE.read_text())
+    config["saddle"]["sigma"] = config["saddle"]["sigma"] * 2
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(config, sort_keys=False))  # params are compared as written
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(smoke_run)]
+    out = subprocess.run([*cmd, "--configfile", str(edited), "-n", "--quiet", "rules"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rules = {line.split()[0] for line in out.stdout.splitlines() if line.strip() and line.split()[-1].isdigit()}
+    rules -= {"total", "job", "Job"}
+    assert rules == {"saddle", "figure_saddle", "claims", "provenance", "all"}, out.stdout
+
+
 def test_report_builds(smoke_run):
     snakemake(smoke_run, "--report", "results/report.html")
     html = (smoke_run / "results" / "report.html").read_text(errors="ignore")

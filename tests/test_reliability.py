@@ -26,7 +26,7 @@ def tiny_config(tmp_path: Path, n_paths: int = 200) -> Path:
     we["tasks"] = {"quadratic": copy.deepcopy(we["tasks"]["quadratic"])}
     we["n_paths"] = n_paths
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 

@@ -8,6 +8,8 @@ rule claims:
         "results/claims.csv",
     log:
         "logs/claims.log",
+    conda:
+        "../envs/samsde.yaml"
     params:
         seed=config["seed"],
     script:
@@ -26,5 +28,7 @@ rule provenance:
         ),
     log:
         "logs/provenance.log",
+    conda:
+        "../envs/samsde.yaml"
     script:
         "../../scripts/provenance.py"

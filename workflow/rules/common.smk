@@ -4,6 +4,7 @@ from samsde_workflow.inventory import CLAIM_FRAGMENTS, FIGURES
 
 validate_config(config)
 
+
 def all_figures():
     return expand("results/figures/{fig}.{ext}", fig=FIGURES, ext=["png", "pdf"])
 
@@ -23,3 +24,39 @@ def figure_outputs(fig):
 def section(name):
     """One config section plus the base seed: a rule's params, so editing another section reruns nothing here."""
     return {"seed": config["seed"], "device": config["device"], name: config[name]}
+
+
+# ---- weak_error stage
+WE = config["weak_error"]
+
+
+def weak_error_runs(name):
+    """Every run's table ``name`` (errors or trajectories)."""
+    return expand(
+        "results/weak_error/runs/{task}/{algorithm}/{scaling}/{name}.csv",
+        task=WE["tasks"],
+        algorithm=WE["algorithms"],
+        scaling=WE["scalings"],
+        name=name,
+    )
+
+
+# panel order of the weak-error figures: as listed in the config
+FIGURE_LAYOUT = dict(
+    tasks=list(WE["tasks"]), algorithms=WE["algorithms"], scalings=list(WE["scalings"])
+)
+
+
+# ---- lecture stage
+LECTURE = config["lecture"]
+
+
+def lecture_section(*names):
+    """The lecture's shared data and model settings, the named sub-sections and the base seed: a rule's params,
+    so editing another sub-section (or another stage) reruns nothing here."""
+    return {
+        "seed": config["seed"],
+        "data": LECTURE["data"],
+        "model": LECTURE["model"],
+        **{name: LECTURE[name] for name in names},
+    }

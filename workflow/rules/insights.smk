@@ -10,6 +10,8 @@ rule quadratic_stationary:
         "logs/quadratic_stationary.log",
     benchmark:
         "benchmarks/quadratic_stationary.tsv"
+    conda:
+        "../envs/samsde.yaml"
     threads: 1
     params:
         section=section("quadratic_stationary"),
@@ -25,6 +27,8 @@ rule figure_quadratic_stationary:
         **figure_outputs("quadratic_stationary"),
     log:
         "logs/figure_quadratic_stationary.log",
+    conda:
+        "../envs/samsde.yaml"
     script:
         "../../scripts/figure_quadratic_stationary.py"
 
@@ -39,6 +43,8 @@ rule saddle:
         "logs/saddle.log",
     benchmark:
         "benchmarks/saddle.tsv"
+    conda:
+        "../envs/samsde.yaml"
     threads: 1
     params:
         section=section("saddle"),
@@ -55,6 +61,8 @@ rule figure_saddle:
         **figure_outputs("saddle"),
     log:
         "logs/figure_saddle.log",
+    conda:
+        "../envs/samsde.yaml"
     script:
         "../../scripts/figure_saddle.py"
 
@@ -67,6 +75,8 @@ rule hessian_trace:
         "logs/hessian_trace.log",
     benchmark:
         "benchmarks/hessian_trace.tsv"
+    conda:
+        "../envs/samsde.yaml"
     threads: 1
     params:
         section=section("hessian_trace"),
@@ -81,6 +91,8 @@ rule figure_hessian_trace:
         **figure_outputs("hessian_trace"),
     log:
         "logs/figure_hessian_trace.log",
+    conda:
+        "../envs/samsde.yaml"
     script:
         "../../scripts/figure_hessian_trace.py"
 
@@ -94,6 +106,8 @@ rule flat_minima:
         "logs/flat_minima.log",
     benchmark:
         "benchmarks/flat_minima.tsv"
+    conda:
+        "../envs/samsde.yaml"
     threads: 1
     params:
         section=section("flat_minima"),
@@ -109,6 +123,8 @@ rule figure_flat_minima:
         **figure_outputs("flat_minima"),
     log:
         "logs/figure_flat_minima.log",
+    conda:
+        "../envs/samsde.yaml"
     params:
         section=section("flat_minima"),
     script:

@@ -3,19 +3,6 @@
 # and its claims fragment, and one figure job that only reads the tables.  interpolation and lr_scaling reuse the
 # small- and large-batch solutions of sharpness_sb_lb; hessian_spectrum reuses the solutions of sam_vs_sgd.
 
-LECTURE = config["lecture"]
-
-
-def lecture_section(*names):
-    """The lecture's shared data and model settings, the named sub-sections and the base seed: a rule's params,
-    so editing another sub-section (or another stage) reruns nothing here."""
-    return {
-        "seed": config["seed"],
-        "data": LECTURE["data"],
-        "model": LECTURE["model"],
-        **{name: LECTURE[name] for name in names},
-    }
-
 
 rule lecture_sharpness_sb_lb:
     output:
@@ -27,6 +14,8 @@ rule lecture_sharpness_sb_lb:
         "logs/lecture/sharpness_sb_lb.log",
     benchmark:
         "benchmarks/lecture/sharpness_sb_lb.tsv"
+    conda:
+        "../envs/samsde.yaml"
     threads: 1
     params:
         section=lecture_section("large_batch"),
@@ -42,6 +31,8 @@ rule figure_sharpness_sb_lb:
         **figure_outputs("sharpness_sb_lb"),
     log:
         "logs/lecture/figure_sharpness_sb_lb.log",
+    conda:
+        "../envs/samsde.yaml"
     script:
         "../../scripts/figure_sharpness_sb_lb.py"
 
@@ -57,6 +48,8 @@ rule lecture_interpolation:
         "logs/lecture/interpolation.log",
     benchmark:
         "benchmarks/lecture/interpolation.tsv"
+    conda:
+        "../envs/samsde.yaml"
     threads: 1
     params:
         section=lecture_section("large_batch", "interpolation"),
@@ -71,6 +64,8 @@ rule figure_interpolation:
         **figure_outputs("interpolation"),
     log:
         "logs/lecture/figure_interpolation.log",
+    conda:
+        "../envs/samsde.yaml"
     script:
         "../../scripts/figure_interpolation.py"
 
@@ -85,6 +80,8 @@ rule lecture_lr_scaling:
         "logs/lecture/lr_scaling.log",
     benchmark:
         "benchmarks/lecture/lr_scaling.tsv"
+    conda:
+        "../envs/samsde.yaml"
     threads: 1
     params:
         section=lecture_section("large_batch", "lr_scaling"),
@@ -99,6 +96,8 @@ rule figure_lr_scaling:
         **figure_outputs("lr_scaling"),
     log:
         "logs/lecture/figure_lr_scaling.log",
+    conda:
+        "../envs/samsde.yaml"
     script:
         "../../scripts/figure_lr_scaling.py"
 
@@ -113,6 +112,8 @@ rule lecture_sam_vs_sgd:
         "logs/lecture/sam_vs_sgd.log",
     benchmark:
         "benchmarks/lecture/sam_vs_sgd.tsv"
+    conda:
+        "../envs/samsde.yaml"
     threads: 1
     params:
         section=lecture_section("sam_vs_sgd"),
@@ -128,6 +129,8 @@ rule figure_sam_vs_sgd:
         **figure_outputs("sam_vs_sgd"),
     log:
         "logs/lecture/figure_sam_vs_sgd.log",
+    conda:
+        "../envs/samsde.yaml"
     script:
         "../../scripts/figure_sam_vs_sgd.py"
 
@@ -144,6 +147,8 @@ rule lecture_hessian_spectrum:
         "logs/lecture/hessian_spectrum.log",
     benchmark:
         "benchmarks/lecture/hessian_spectrum.tsv"
+    conda:
+        "../envs/samsde.yaml"
     threads: 1
     params:
         section=lecture_section("sam_vs_sgd", "hessian_spectrum"),
@@ -160,6 +165,8 @@ rule figure_hessian_spectrum:
         **figure_outputs("hessian_spectrum"),
     log:
         "logs/lecture/figure_hessian_spectrum.log",
+    conda:
+        "../envs/samsde.yaml"
     script:
         "../../scripts/figure_hessian_spectrum.py"
 
@@ -173,6 +180,8 @@ rule lecture_bouncing:
         "logs/lecture/bouncing.log",
     benchmark:
         "benchmarks/lecture/bouncing.tsv"
+    conda:
+        "../envs/samsde.yaml"
     threads: 1
     params:
         section={"seed": config["seed"], "bouncing": LECTURE["bouncing"]},
@@ -188,6 +197,8 @@ rule figure_bouncing:
         **figure_outputs("bouncing"),
     log:
         "logs/lecture/figure_bouncing.log",
+    conda:
+        "../envs/samsde.yaml"
     params:
         bouncing=LECTURE["bouncing"],
     script:

@@ -2,25 +2,6 @@
 # aggregate tables and slope fits, and the figures weak_error, trajectories and drift_ablation.
 # One job covers all etas of a scaling: a job's start-up (importing torch, ~3 s) would otherwise dominate.
 
-WE = config["weak_error"]
-
-
-def weak_error_runs(name):
-    """Every run's table ``name`` (errors or trajectories)."""
-    return expand(
-        "results/weak_error/runs/{task}/{algorithm}/{scaling}/{name}.csv",
-        task=WE["tasks"],
-        algorithm=WE["algorithms"],
-        scaling=WE["scalings"],
-        name=name,
-    )
-
-
-# panel order of the weak-error figures: as listed in the config
-FIGURE_LAYOUT = dict(
-    tasks=list(WE["tasks"]), algorithms=WE["algorithms"], scalings=list(WE["scalings"])
-)
-
 
 rule simulate_weak_error:
     output:
@@ -30,6 +11,8 @@ rule simulate_weak_error:
         "logs/simulate_weak_error/{task}/{algorithm}/{scaling}.log",
     benchmark:
         "benchmarks/simulate_weak_error/{task}/{algorithm}/{scaling}.tsv"
+    conda:
+        "../envs/samsde.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -51,6 +34,8 @@ rule weak_error_table:
         claims="results/claims/weak_error.csv",
     log:
         "logs/weak_error_table.log",
+    conda:
+        "../envs/samsde.yaml"
     params:
         seed=config["seed"],
         section=WE,
@@ -67,6 +52,8 @@ rule figure_weak_error:
         **figure_outputs("weak_error"),
     log:
         "logs/figure_weak_error.log",
+    conda:
+        "../envs/samsde.yaml"
     params:
         **FIGURE_LAYOUT,
     script:
@@ -80,6 +67,8 @@ rule figure_trajectories:
         **figure_outputs("trajectories"),
     log:
         "logs/figure_trajectories.log",
+    conda:
+        "../envs/samsde.yaml"
     params:
         **FIGURE_LAYOUT,
     script:
@@ -93,6 +82,8 @@ rule figure_drift_ablation:
         **figure_outputs("drift_ablation"),
     log:
         "logs/figure_drift_ablation.log",
+    conda:
+        "../envs/samsde.yaml"
     params:
         **FIGURE_LAYOUT,
     script:
