@@ -25,15 +25,6 @@ from samsde.tasks import (
 DTYPE = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Small tensors: intra-op threads only add overhead on a shared 2-core machine.  Restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # (id, task name, parameters, number of paths M, scale of the random points)
 CASES = [
     ("iris", "iris", {}, 4, 0.5),

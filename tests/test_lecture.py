@@ -17,14 +17,6 @@ from samsde import make_generator
 DTYPE = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return lec.load_dataset("digits", 0.3, make_generator(0, "test", "split"))
