@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from _machine import machine_busy_seconds  # benchmarks/ is on sys.path when run as a script
 
 from samsde import make_generator, make_task
 from samsde.tasks import AutogradLinearization, OneHiddenLayerNet, Task
@@ -46,16 +47,6 @@ TASKS = ("iris", "breast_cancer", "teacher_student")
 MATMUL_N = 2000
 SEED = 0
 
-
-def machine_busy_seconds() -> float:
-    """CPU-seconds all processes have used since boot (Linux /proc/stat; NaN elsewhere)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return math.nan
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 class Timer:

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from _machine import machine_busy_seconds  # benchmarks/ is on sys.path when run as a script
 
 from samsde import DiscreteRunner, SDEModel, SDERunner, make_generator, make_noise, make_task
 from samsde.tasks import Task
@@ -103,16 +104,6 @@ def draw_increments(n: int, n_paths: int, dim_w: int, key: str) -> list[torch.Te
         math.sqrt(dt) * torch.randn(RESOLUTION, n_paths, dim_w, generator=gen, dtype=torch.float64) for _ in range(n)
     ]
 
-
-def machine_busy_seconds() -> float:
-    """CPU-seconds all processes have used since boot (Linux /proc/stat; NaN elsewhere)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return math.nan
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 class CpuMeter:
