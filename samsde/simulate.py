@@ -79,11 +79,12 @@ class DiscreteRunner:
         self.generator = generator
 
     def advance(self, x: Tensor, increments: Tensor, dt: float) -> Tensor:
-        full = self.task.grad(x)
         if isinstance(self.noise, MiniBatch):
             batch = self.noise.draw_batches(x.shape[0], self.generator)
             grad_batch = lambda y: self.task.grad(y, batch=batch)  # noqa: E731
-            return optimizer_step(self.algorithm, x, self.eta, self.rho, grad_batch, lambda: full)
+            # the full-data gradient is only needed by DNSAM's normalization: compute it only when asked
+            return optimizer_step(self.algorithm, x, self.eta, self.rho, grad_batch, lambda: self.task.grad(x))
+        full = self.task.grad(x)
         z = -self.noise.sqrt_apply(x, increments.sum(0)) / math.sqrt(self.eta)
         grad_z = lambda y: self.task.grad(y) + z  # noqa: E731
         return optimizer_step(self.algorithm, x, self.eta, self.rho, grad_z, lambda: full, g=full + z)
