@@ -36,15 +36,16 @@ class NoiseModel:
     def covariance(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def sample(self, x: Tensor, n_inner: int, generator: torch.Generator) -> Tensor:
-        """``n_inner`` independent draws of Z ~ N(0, Sigma(x)) per path: (n_inner, M, d).
+    def sample(self, x: Tensor, n_inner: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Tensor:
+        """``n_inner`` independent draws of Z ~ N(0, Sigma(x)) per path: (n_inner, M, d), in ``dtype``.
 
-        The standard normals are drawn in float32 (five times faster than float64 on the CPU, and the inner
-        Monte Carlo's 1/sqrt(n_inner) error dwarfs float32 rounding), then computed with in x's precision.
+        The draws feed the SAM SDE's inner Monte Carlo, whose 1/sqrt(n_inner) error dwarfs float32 rounding: they
+        are float32 by default (randn is five times faster than in float64 on the CPU, and every later pass over
+        the (n_inner, M, d) draws moves half the bytes).
         """
         shape = (n_inner, x.shape[0], self.dim_w)
-        w = torch.randn(shape, generator=generator, dtype=torch.float32, device=x.device).to(x.dtype)
-        return self.sqrt_apply(x, w)
+        w = torch.randn(shape, generator=generator, dtype=torch.float32, device=x.device)
+        return self.sqrt_apply(x, w if dtype == torch.float32 else w.to(dtype))
 
 
 class NoNoise(NoiseModel):

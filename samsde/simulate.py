@@ -46,11 +46,32 @@ OBSERVABLES: dict[str, Observable] = {
 
 
 class Runner(Protocol):
+    """What the loop needs of a runner.  It may also offer ``gradient_at(x)``: the full-batch gradient at its state
+    x, computed once for the observables and the runner's next step (see ``_RecordedState``)."""
+
     name: str
     dim_w: int
     coupled: bool
 
     def advance(self, x: Tensor, increments: Tensor, dt: float) -> Tensor: ...
+
+
+class _RecordedState:
+    """The task as the observables see it at one runner's state x: ``grad(x)`` is computed once per record, by the
+    runner's ``gradient_at`` when it has one (which keeps it for its next step); everything else is the task's."""
+
+    def __init__(self, task: Task, x: Tensor, gradient_at: Callable[[Tensor], Tensor] | None):
+        self._task, self._x, self._gradient_at, self._grad = task, x, gradient_at or task.grad, None
+
+    def grad(self, y: Tensor, batch: Tensor | None = None) -> Tensor:
+        if y is not self._x or batch is not None:
+            return self._task.grad(y, batch)
+        if self._grad is None:
+            self._grad = self._gradient_at(y)
+        return self._grad
+
+    def __getattr__(self, name: str):
+        return getattr(self._task, name)
 
 
 class DiscreteRunner:
@@ -77,14 +98,27 @@ class DiscreteRunner:
         if isinstance(noise, MiniBatch) and generator is None:
             raise ValueError("a mini-batch runner needs a seeded generator for its batches (samsde.make_generator)")
         self.generator = generator
+        self._known: tuple[Tensor, int, Tensor] | None = None  # (x, x's version, grad f(x)), see gradient_at
+
+    def gradient_at(self, x: Tensor) -> Tensor:
+        """grad f(x), kept for the next step from this very tensor (the loop records observables there first)."""
+        g = self.task.grad(x)
+        self._known = (x, x._version, g)
+        return g
+
+    def _full_gradient(self, x: Tensor) -> Tensor:
+        known, self._known = self._known, None
+        if known is not None and known[0] is x and known[1] == x._version:
+            return known[2]
+        return self.task.grad(x)
 
     def advance(self, x: Tensor, increments: Tensor, dt: float) -> Tensor:
         if isinstance(self.noise, MiniBatch):
             batch = self.noise.draw_batches(x.shape[0], self.generator)
             grad_batch = lambda y: self.task.grad(y, batch=batch)  # noqa: E731
             # the full-data gradient is only needed by DNSAM's normalization: compute it only when asked
-            return optimizer_step(self.algorithm, x, self.eta, self.rho, grad_batch, lambda: self.task.grad(x))
-        full = self.task.grad(x)
+            return optimizer_step(self.algorithm, x, self.eta, self.rho, grad_batch, lambda: self._full_gradient(x))
+        full = self._full_gradient(x)
         z = -self.noise.sqrt_apply(x, increments.sum(0)) / math.sqrt(self.eta)
         grad_z = lambda y: self.task.grad(y) + z  # noqa: E731
         return optimizer_step(self.algorithm, x, self.eta, self.rho, grad_z, lambda: full, g=full + z)
@@ -99,6 +133,9 @@ class SDERunner:
         self.model = model
         self.name = name or model.name
         self.dim_w = model.dim_w
+
+    def gradient_at(self, x: Tensor) -> Tensor:
+        return self.model.prepare(x).grad
 
     def advance(self, x: Tensor, increments: Tensor, dt: float) -> Tensor:
         for dw in increments:
@@ -187,8 +224,9 @@ def simulate(
         for r in runners:
             x = states[r.name]
             dead = diverged[r.name] >= 0
+            view = _RecordedState(task, x, getattr(r, "gradient_at", None))
             for o, fn in observables.items():
-                v = fn(task, x)
+                v = fn(view, x)
                 values[r.name][o][i] = torch.where(dead, torch.full_like(v, float("nan")), v)
 
     record(0)

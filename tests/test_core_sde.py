@@ -340,3 +340,58 @@ def test_isotropic_noise_with_zero_sigma_is_full_batch():
         step = model.em_step(x, dw, 0.01)
         assert torch.isfinite(step).all(), mode
         assert torch.allclose(step, reference, rtol=1e-12, atol=1e-14), mode
+
+
+# ---------------------------------------------------------------------------
+# Recording shares the gradient with the next step
+# ---------------------------------------------------------------------------
+
+
+class _CountingTask:
+    """Wraps a task and counts its linearizations and gradients (the expensive calls on a network)."""
+
+    def __init__(self, task):
+        self._task, self.calls = task, 0
+
+    def linearize(self, x):
+        self.calls += 1
+        return self._task.linearize(x)
+
+    def grad(self, x, batch=None):
+        self.calls += 1
+        return self._task.grad(x, batch)
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+
+def test_recording_the_gradient_reuses_the_steps_linearization_and_changes_nothing():
+    """Observables that need grad f at the recorded state reuse the linearization the runner's next step makes
+    (and the SAM inner sample, drawn in the same order): the paths are bit for bit those of a run that records
+    only |x|, and the records cost one extra gradient per runner (the last record) instead of one per record."""
+    base = samsde.make_task("teacher_student", n_samples=50)
+    eta, rho, n_paths, n_steps, r = 0.05, 0.1, 16, 6, 2
+    x0 = base.initial_point(samsde.make_generator(0, "x0"))
+
+    def run(observables):
+        task = _CountingTask(base)
+        noise = make_noise("isotropic", task, sigma=0.5)
+        runners = [samsde.DiscreteRunner(task, noise, "sam", eta, rho, "discrete")] + [
+            samsde.SDERunner(
+                samsde.SDEModel(task, noise, eta, rho, drift, generator=samsde.make_generator(0, drift)), drift
+            )
+            for drift in ("sam", "usam")
+        ]
+        res = samsde.simulate(task, runners, x0, n_paths, n_steps, eta, r, seed=0, observables=observables)
+        return res, task.calls
+
+    plain, plain_calls = run({"norm": samsde.OBSERVABLES["norm"]})
+    with_grad, grad_calls = run({"grad_norm": samsde.OBSERVABLES["grad_norm"], "norm": samsde.OBSERVABLES["norm"]})
+    for name in ("discrete", "sam", "usam"):
+        assert torch.equal(plain.final[name], with_grad.final[name])
+        assert torch.equal(plain.values[name]["norm"], with_grad.values[name]["norm"])
+        expected = torch.linalg.vector_norm(base.grad(with_grad.final[name]), dim=-1)
+        assert torch.allclose(with_grad.values[name]["grad_norm"][-1], expected, rtol=1e-12, atol=0)
+    # discrete SAM: 2 gradients per step; each SDE: r linearizations per step; + 1 per runner for the last record
+    assert plain_calls == n_steps * (2 + 2 * r)
+    assert grad_calls == plain_calls + 3
