@@ -5,6 +5,7 @@ simulation loop, weak-error statistics and closed forms.  The pipeline's scripts
 """
 
 from samsde.algorithms import ALGORITHMS, discrete_step, optimizer_step
+from samsde.device import resolve_device
 from samsde.noise import make_noise
 from samsde.sde import SDEModel
 from samsde.seeding import derive_seed, make_generator
@@ -24,5 +25,6 @@ __all__ = [
     "make_noise",
     "make_task",
     "optimizer_step",
+    "resolve_device",
     "simulate",
 ]

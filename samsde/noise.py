@@ -18,6 +18,7 @@ import math
 import torch
 from torch import Tensor
 
+from samsde.device import moved
 from samsde.seeding import make_generator
 from samsde.tasks import DTYPE, FiniteSum, Task
 
@@ -29,6 +30,11 @@ class NoiseModel:
     #: sigma when Sigma = sigma^2 I (the matrix-free SAM diffusion needs it), else None
     isotropic_sigma: float | None = None
     is_zero: bool = False
+    device: torch.device = torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> NoiseModel:
+        """A copy of the noise model with its tensors (and its task, for mini-batches) on ``device``."""
+        return moved(self, device)
 
     def sqrt_apply(self, x: Tensor, w: Tensor) -> Tensor:
         raise NotImplementedError
@@ -44,7 +50,7 @@ class NoiseModel:
         the (n_inner, M, d) draws moves half the bytes).
         """
         shape = (n_inner, x.shape[0], self.dim_w)
-        w = torch.randn(shape, generator=generator, dtype=torch.float32, device=x.device)
+        w = torch.randn(shape, generator=generator, dtype=torch.float32, device=generator.device).to(x.device)
         return self.sqrt_apply(x, w if dtype == torch.float32 else w.to(dtype))
 
 
@@ -149,7 +155,7 @@ class MiniBatch(NoiseModel):
     def draw_batches(self, n_paths: int, generator: torch.Generator) -> Tensor:
         """(M, B) indices, a uniformly random subset (without replacement) per path."""
         keys = torch.rand(n_paths, self.task.n_data, generator=generator)
-        return keys.argsort(dim=1)[:, : self.batch_size]
+        return keys.argsort(dim=1)[:, : self.batch_size].to(self.task.device)
 
 
 NOISE_KINDS = ("none", "isotropic", "psd", "minibatch")

@@ -8,6 +8,9 @@ dW_{k,1..r} ~ N(0, dt I), dt = eta / r, shared by every runner when ``coupled``:
   (The opposite sign would make the two noises anti-correlated.)
 A discrete runner with mini-batch noise draws its own batches, so it is never coupled.
 
+The paths live on the task's device (``task.to(device)``, see :mod:`samsde.device`); the Brownian increments are
+drawn on the CPU and moved there, so a GPU run uses the same random numbers; the records come back on the CPU.
+
 All M paths of a runner advance in one batched tensor operation.  A path whose iterate is not finite or exceeds
 ``blowup`` in norm is marked diverged at that step; from then on its records are NaN and it is parked at the
 origin so it cannot poison batched linear algebra.
@@ -211,7 +214,8 @@ def simulate(
     if record_steps[-1] != n_steps:
         record_steps.append(n_steps)
     n_rec = len(record_steps)
-    x0 = x0.to(torch.float64)
+    device = task.device
+    x0 = x0.to(device=device, dtype=torch.float64)
     if x0.dim() == 1:
         x0 = x0.unsqueeze(0).expand(n_paths, -1)
     if x0.shape[0] != n_paths:
@@ -226,7 +230,7 @@ def simulate(
             dead = diverged[r.name] >= 0
             view = _RecordedState(task, x, getattr(r, "gradient_at", None))
             for o, fn in observables.items():
-                v = fn(view, x)
+                v = fn(view, x).cpu()
                 values[r.name][o][i] = torch.where(dead, torch.full_like(v, float("nan")), v)
 
     record(0)
@@ -242,13 +246,12 @@ def simulate(
             gen = gens[r.name]
             key = id(gen)
             if key not in increments:
-                increments[key] = sqrt_dt * torch.randn(
-                    resolution, n_paths, r.dim_w, generator=gen, dtype=torch.float64
-                )
+                w = torch.randn(resolution, n_paths, r.dim_w, generator=gen, dtype=torch.float64)
+                increments[key] = sqrt_dt * w.to(device)
             x = r.advance(states[r.name], increments[key], dt)
             bad = ~torch.isfinite(x).all(dim=1) | (torch.linalg.vector_norm(x, dim=1) > blowup)
             if bad.any():
-                newly = bad & (diverged[r.name] < 0)
+                newly = bad.cpu() & (diverged[r.name] < 0)
                 diverged[r.name][newly] = k
                 x = torch.where(bad.unsqueeze(1), torch.zeros_like(x), x)
             states[r.name] = x
@@ -256,4 +259,5 @@ def simulate(
             record(rec_i)
             rec_i += 1
     steps_t = torch.tensor(record_steps)
-    return SimulationResult(steps_t, steps_t.double() * eta, values, diverged, final=states)
+    final = {name: x.cpu() for name, x in states.items()}
+    return SimulationResult(steps_t, steps_t.double() * eta, values, diverged, final=final)

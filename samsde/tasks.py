@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from samsde.device import moved
 from samsde.seeding import make_generator
 
 DTYPE = torch.float64
@@ -30,6 +31,11 @@ class Task:
     name: str = "task"
     dim: int
     n_data: int | None = None
+    device: torch.device = torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> Task:
+        """A copy of the task with its data on ``device`` (see :mod:`samsde.device`)."""
+        return moved(self, device)
 
     def loss(self, x: Tensor) -> Tensor:
         raise NotImplementedError

@@ -101,3 +101,12 @@ def task_setting(config: dict, task: str) -> dict:
 
 def load_config(path: str | Path) -> dict:
     return validate_config(yaml.safe_load(Path(path).read_text()))
+
+
+def simulation_device(name: str, log):
+    """The torch device of the config's ``device`` (``auto``: a GPU when torch sees one), logged for the record."""
+    from samsde.device import resolve_device
+
+    device = resolve_device(name)
+    log.info("simulations run on %s (config device: %s)", device, name)
+    return device

@@ -16,6 +16,7 @@ import torch
 from samsde import OBSERVABLES, DiscreteRunner, SDEModel, SDERunner, make_generator, make_noise, make_task, simulate
 from samsde.stats import Z95, wilson_interval
 from samsde_workflow.claims import Claim, claims_frame
+from samsde_workflow.config import simulation_device
 from samsde_workflow.io import write_table
 from samsde_workflow.logs import rule_logging
 
@@ -53,8 +54,9 @@ if __name__ == "__main__":
         seed = params["seed"]
         eta, sigma, n_paths = s["eta"], s["sigma"], s["n_paths"]
         n_steps = round(s["horizon"] / eta)
-        task = make_task("two_basin", **s["params"])
-        noise = make_noise("isotropic", task, sigma=sigma)
+        task = make_task("two_basin", **s["params"])  # on the CPU, for the basin labels of the final points
+        sim_task = task.to(simulation_device(params["device"], log))
+        noise = make_noise("isotropic", sim_task, sigma=sigma)
         x0 = uniform_box(n_paths, task.dim, s["init_box"], make_generator(seed, EXPERIMENT, "initial_points"))
         sam_type = [a for a in s["algorithms"] if a != "sgd"]
         rhos = sorted({r for r in s["rhos"] if r > 0})
@@ -65,14 +67,14 @@ if __name__ == "__main__":
             algorithms = ["sgd"] if rho == 0 else sam_type
             runners = []
             for alg in algorithms:
-                runners.append(DiscreteRunner(task, noise, alg, eta, rho, f"{alg}/discrete"))
+                runners.append(DiscreteRunner(sim_task, noise, alg, eta, rho, f"{alg}/discrete"))
                 if s["sde"]:
-                    model = SDEModel(task, noise, eta, rho, alg, inner_samples=s["inner_samples"],
+                    model = SDEModel(sim_task, noise, eta, rho, alg, inner_samples=s["inner_samples"],
                                      generator=make_generator(seed, EXPERIMENT, "inner", alg, rho))  # fmt: skip
                     runners.append(SDERunner(model, f"{alg}/own_sde"))
             # one Brownian stream for every rho: the comparisons across rho are paired too
             resolution = s["resolution"] if s["sde"] else 1
-            result = simulate(task, runners, x0, n_paths, n_steps, eta, resolution, seed, (EXPERIMENT,),
+            result = simulate(sim_task, runners, x0, n_paths, n_steps, eta, resolution, seed, (EXPERIMENT,),
                               observables={"norm": OBSERVABLES["norm"]}, record_every=max(n_steps, 1))  # fmt: skip
             final = result.final
             diverged = {name: steps >= 0 for name, steps in result.diverged_step.items()}

@@ -16,6 +16,7 @@ import torch
 from samsde import OBSERVABLES, DiscreteRunner, make_generator, make_noise, make_task, simulate
 from samsde.stats import ratio_of_means
 from samsde_workflow.claims import Claim, claims_frame
+from samsde_workflow.config import simulation_device
 from samsde_workflow.io import write_table
 from samsde_workflow.logs import rule_logging
 
@@ -46,7 +47,7 @@ if __name__ == "__main__":
         s = params[EXPERIMENT]
         seed = params["seed"]
         eta, rho, sigma = s["eta"], s["rho"], s["sigma"]
-        task = make_task("matrix_sensing", **s["params"])
+        task = make_task("matrix_sensing", **s["params"]).to(simulation_device(params["device"], log))
         noise = make_noise("isotropic", task, sigma=sigma)
         x0 = task.initial_point(make_generator(seed, EXPERIMENT, "initial_point"))
         runners = [DiscreteRunner(task, noise, a, eta, 0.0 if a == "sgd" else rho, a) for a in s["algorithms"]]

@@ -31,6 +31,7 @@ from samsde import (
 )
 from samsde.stats import Z95, ratio_of_means
 from samsde_workflow.claims import Claim, claims_frame
+from samsde_workflow.config import simulation_device
 from samsde_workflow.io import write_table
 from samsde_workflow.logs import rule_logging
 
@@ -95,6 +96,7 @@ if __name__ == "__main__":
         torch.set_num_threads(snakemake.threads)  # noqa: F821
         params = snakemake.params.section  # noqa: F821
         s = params[EXPERIMENT]
+        device = simulation_device(params["device"], log)
         seed = params["seed"]
         rel_tol = snakemake.params.rel_tol  # noqa: F821
         eta, sigma = s["eta"], s["sigma"]
@@ -106,7 +108,7 @@ if __name__ == "__main__":
         rows, per_path = [], {}  # per_path[(algorithm, model, scale, rho)] = time averages (M,)
         for scale in s["hessian_scales"]:
             spectrum = [scale * lam for lam in s["spectrum"]]
-            task = make_task("quadratic", spectrum=spectrum)
+            task = make_task("quadratic", spectrum=spectrum).to(device)
             noise = make_noise("isotropic", task, sigma=sigma)
             # SGD is the rho = 0 baseline of every SAM-type algorithm: run once per scale, whatever the rho list
             for rho in [0.0, *rhos]:

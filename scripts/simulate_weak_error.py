@@ -9,6 +9,7 @@ import torch
 
 from samsde import OBSERVABLES, DiscreteRunner, SDEModel, SDERunner, make_generator, make_noise, make_task, simulate
 from samsde.weak_error import estimate_relative_error, path_summary
+from samsde_workflow.config import simulation_device
 from samsde_workflow.io import write_table
 from samsde_workflow.logs import rule_logging
 
@@ -68,8 +69,9 @@ with rule_logging(snakemake) as log:
     s, seed = snakemake.params.setting, snakemake.params.seed
     algorithm, scaling = snakemake.wildcards.algorithm, snakemake.wildcards.scaling
     alpha, c = snakemake.params.scaling["alpha"], snakemake.params.scaling["c"]
-    task = make_task(s["task"], **s["params"])
-    noise = make_noise(task=task, seed=seed, **s["noise"])
+    device = simulation_device(snakemake.params.device, log)
+    task = make_task(s["task"], **s["params"]).to(device)
+    noise = make_noise(task=task, seed=seed, **s["noise"]).to(device)
     x0 = task.initial_point(make_generator(seed, "x0", s["task"]))
 
     trajectories, errors = [], []

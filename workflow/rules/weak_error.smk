@@ -19,6 +19,7 @@ rule simulate_weak_error:
         runtime=60,
     params:
         seed=config["seed"],
+        device=config["device"],
         setting=lambda wc: task_setting(config, wc.task),
         scaling=lambda wc: WE["scalings"][wc.scaling],
     script:
