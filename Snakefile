@@ -1,6 +1,6 @@
 # samsde: regenerate every figure of "An SDE for Modeling SAM: Theory and Insights" (ICML 2023).
 #   snakemake --cores 2                         # all figures, default config
-#   snakemake --cores 2 --configfile workflow/smoke.yaml   # tiny sizes, same DAG
+#   snakemake --cores 2 --configfile config.smoke.yaml     # tiny sizes, same DAG
 #   snakemake --report results/report.html      # the report, after a run
 
 
@@ -23,3 +23,4 @@ rule all:
         all_figures(),
         "results/claims.csv",
         "results/provenance.csv",
+        "results/profile.csv",

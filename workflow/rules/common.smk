@@ -5,6 +5,20 @@ from samsde_workflow.inventory import CLAIM_FRAGMENTS, FIGURES
 validate_config(config)
 
 
+# every job's Snakemake benchmark file (wall, CPU, memory), registered by benchmark_file() as the rules are
+# defined; the pipeline_profile rule (claims.smk, included last) summarises them
+PROFILED = []
+
+
+def benchmark_file(rule_name, pattern=None, **wildcard_values):
+    """results/benchmarks/<rule>[/<pattern>].tsv, the benchmark of a rule's jobs, registered for the profile."""
+    path = (
+        f"results/benchmarks/{rule_name}" + (f"/{pattern}" if pattern else "") + ".tsv"
+    )
+    PROFILED.extend(expand(path, **wildcard_values) if wildcard_values else [path])
+    return path
+
+
 def all_figures():
     return expand("results/figures/{fig}.{ext}", fig=FIGURES, ext=["png", "pdf"])
 

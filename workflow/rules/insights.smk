@@ -9,7 +9,7 @@ rule quadratic_stationary:
     log:
         "logs/quadratic_stationary.log",
     benchmark:
-        "benchmarks/quadratic_stationary.tsv"
+        benchmark_file("quadratic_stationary")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -27,6 +27,8 @@ rule figure_quadratic_stationary:
         **figure_outputs("quadratic_stationary"),
     log:
         "logs/figure_quadratic_stationary.log",
+    benchmark:
+        benchmark_file("figure_quadratic_stationary")
     conda:
         "../envs/samsde.yaml"
     script:
@@ -42,7 +44,7 @@ rule saddle:
     log:
         "logs/saddle.log",
     benchmark:
-        "benchmarks/saddle.tsv"
+        benchmark_file("saddle")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -61,6 +63,8 @@ rule figure_saddle:
         **figure_outputs("saddle"),
     log:
         "logs/figure_saddle.log",
+    benchmark:
+        benchmark_file("figure_saddle")
     conda:
         "../envs/samsde.yaml"
     script:
@@ -74,7 +78,7 @@ rule hessian_trace:
     log:
         "logs/hessian_trace.log",
     benchmark:
-        "benchmarks/hessian_trace.tsv"
+        benchmark_file("hessian_trace")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -91,6 +95,8 @@ rule figure_hessian_trace:
         **figure_outputs("hessian_trace"),
     log:
         "logs/figure_hessian_trace.log",
+    benchmark:
+        benchmark_file("figure_hessian_trace")
     conda:
         "../envs/samsde.yaml"
     script:
@@ -105,7 +111,7 @@ rule flat_minima:
     log:
         "logs/flat_minima.log",
     benchmark:
-        "benchmarks/flat_minima.tsv"
+        benchmark_file("flat_minima")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -123,6 +129,8 @@ rule figure_flat_minima:
         **figure_outputs("flat_minima"),
     log:
         "logs/figure_flat_minima.log",
+    benchmark:
+        benchmark_file("figure_flat_minima")
     conda:
         "../envs/samsde.yaml"
     params:

@@ -13,7 +13,7 @@ rule lecture_sharpness_sb_lb:
     log:
         "logs/lecture/sharpness_sb_lb.log",
     benchmark:
-        "benchmarks/lecture/sharpness_sb_lb.tsv"
+        benchmark_file("lecture_sharpness_sb_lb")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -31,6 +31,8 @@ rule figure_sharpness_sb_lb:
         **figure_outputs("sharpness_sb_lb"),
     log:
         "logs/lecture/figure_sharpness_sb_lb.log",
+    benchmark:
+        benchmark_file("figure_sharpness_sb_lb")
     conda:
         "../envs/samsde.yaml"
     script:
@@ -47,7 +49,7 @@ rule lecture_interpolation:
     log:
         "logs/lecture/interpolation.log",
     benchmark:
-        "benchmarks/lecture/interpolation.tsv"
+        benchmark_file("lecture_interpolation")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -64,6 +66,8 @@ rule figure_interpolation:
         **figure_outputs("interpolation"),
     log:
         "logs/lecture/figure_interpolation.log",
+    benchmark:
+        benchmark_file("figure_interpolation")
     conda:
         "../envs/samsde.yaml"
     script:
@@ -79,7 +83,7 @@ rule lecture_lr_scaling:
     log:
         "logs/lecture/lr_scaling.log",
     benchmark:
-        "benchmarks/lecture/lr_scaling.tsv"
+        benchmark_file("lecture_lr_scaling")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -96,6 +100,8 @@ rule figure_lr_scaling:
         **figure_outputs("lr_scaling"),
     log:
         "logs/lecture/figure_lr_scaling.log",
+    benchmark:
+        benchmark_file("figure_lr_scaling")
     conda:
         "../envs/samsde.yaml"
     script:
@@ -111,7 +117,7 @@ rule lecture_sam_vs_sgd:
     log:
         "logs/lecture/sam_vs_sgd.log",
     benchmark:
-        "benchmarks/lecture/sam_vs_sgd.tsv"
+        benchmark_file("lecture_sam_vs_sgd")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -129,6 +135,8 @@ rule figure_sam_vs_sgd:
         **figure_outputs("sam_vs_sgd"),
     log:
         "logs/lecture/figure_sam_vs_sgd.log",
+    benchmark:
+        benchmark_file("figure_sam_vs_sgd")
     conda:
         "../envs/samsde.yaml"
     script:
@@ -146,7 +154,7 @@ rule lecture_hessian_spectrum:
     log:
         "logs/lecture/hessian_spectrum.log",
     benchmark:
-        "benchmarks/lecture/hessian_spectrum.tsv"
+        benchmark_file("lecture_hessian_spectrum")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -165,6 +173,8 @@ rule figure_hessian_spectrum:
         **figure_outputs("hessian_spectrum"),
     log:
         "logs/lecture/figure_hessian_spectrum.log",
+    benchmark:
+        benchmark_file("figure_hessian_spectrum")
     conda:
         "../envs/samsde.yaml"
     script:
@@ -179,7 +189,7 @@ rule lecture_bouncing:
     log:
         "logs/lecture/bouncing.log",
     benchmark:
-        "benchmarks/lecture/bouncing.tsv"
+        benchmark_file("lecture_bouncing")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -197,6 +207,8 @@ rule figure_bouncing:
         **figure_outputs("bouncing"),
     log:
         "logs/lecture/figure_bouncing.log",
+    benchmark:
+        benchmark_file("figure_bouncing")
     conda:
         "../envs/samsde.yaml"
     params:

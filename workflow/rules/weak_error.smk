@@ -10,7 +10,13 @@ rule simulate_weak_error:
     log:
         "logs/simulate_weak_error/{task}/{algorithm}/{scaling}.log",
     benchmark:
-        "benchmarks/simulate_weak_error/{task}/{algorithm}/{scaling}.tsv"
+        benchmark_file(
+            "simulate_weak_error",
+            "{task}/{algorithm}/{scaling}",
+            task=list(WE["tasks"]),
+            algorithm=WE["algorithms"],
+            scaling=list(WE["scalings"]),
+        )
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -35,6 +41,8 @@ rule weak_error_table:
         claims="results/claims/weak_error.csv",
     log:
         "logs/weak_error_table.log",
+    benchmark:
+        benchmark_file("weak_error_table")
     conda:
         "../envs/samsde.yaml"
     params:
@@ -53,6 +61,8 @@ rule figure_weak_error:
         **figure_outputs("weak_error"),
     log:
         "logs/figure_weak_error.log",
+    benchmark:
+        benchmark_file("figure_weak_error")
     conda:
         "../envs/samsde.yaml"
     params:
@@ -68,6 +78,8 @@ rule figure_trajectories:
         **figure_outputs("trajectories"),
     log:
         "logs/figure_trajectories.log",
+    benchmark:
+        benchmark_file("figure_trajectories")
     conda:
         "../envs/samsde.yaml"
     params:
@@ -83,6 +95,8 @@ rule figure_drift_ablation:
         **figure_outputs("drift_ablation"),
     log:
         "logs/figure_drift_ablation.log",
+    benchmark:
+        benchmark_file("figure_drift_ablation")
     conda:
         "../envs/samsde.yaml"
     params:
