@@ -98,7 +98,18 @@ def test_changing_one_parameter_reruns_only_its_rules(smoke_run, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     rules = {line.split()[0] for line in out.stdout.splitlines() if line.strip() and line.split()[-1].isdigit()}
     rules -= {"total", "job", "Job"}
-    assert rules == {"saddle", "figure_saddle", "claims", "provenance", "all"}, out.stdout
+    # the profile summarises every job's benchmark file, so it follows any rerun
+    assert rules == {"saddle", "figure_saddle", "claims", "provenance", "pipeline_profile", "all"}, out.stdout
+
+
+def test_profile_has_every_job(smoke_run):
+    """results/profile.csv: one row per job of the DAG (all but the profile itself and the target), measured times."""
+    profile = pd.read_csv(smoke_run / "results" / "profile.csv")
+    jobs = list((smoke_run / "results" / "benchmarks").rglob("*.tsv"))
+    assert len(profile) == len(jobs) >= 40
+    assert {"simulate_weak_error", "saddle", "figure_weak_error", "lecture_sam_vs_sgd", "claims"} <= set(profile.rule)
+    assert (profile.wall_s > 0).all() and (profile.cpu_s >= 0).all() and (profile.max_rss_mib > 0).all()
+    assert profile.wall_s.is_monotonic_decreasing
 
 
 def test_report_builds(smoke_run):
