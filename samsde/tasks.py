@@ -56,12 +56,22 @@ class Task:
         """Hessian-vector product H(x) v per path, by double backward (no d x d matrix)."""
         return self.linearize(x).hvp(v)
 
+    #: at most this many Hessian-vector products per batched call of :meth:`hessian`: each is a path of its own,
+    #: and a network's linearization keeps O(N h) numbers per path (11 GiB for all of d = 5121 at once)
+    hessian_batch: int = 256
+
     def hessian(self, x: Tensor) -> Tensor:
-        """Dense Hessian ``(M, d, d)`` from d Hessian-vector products batched into one call (small d only)."""
+        """Dense Hessian ``(M, d, d)`` from d Hessian-vector products per path (row j = H e_j, H symmetric),
+        batched in calls of at most ``hessian_batch`` products (dense: small d only)."""
         m, d = x.shape
-        x_rep = x.repeat_interleave(d, dim=0)
-        basis = torch.eye(d, dtype=x.dtype, device=x.device).repeat(m, 1)
-        return self.hvp(x_rep, basis).reshape(m, d, d)
+        out = torch.empty(m, d, d, dtype=x.dtype, device=x.device)
+        eye = torch.eye(d, dtype=x.dtype, device=x.device)
+        cols = max(1, self.hessian_batch // m)  # directions per call
+        for start in range(0, d, cols):
+            stop = min(start + cols, d)
+            basis = eye[start:stop].repeat(m, 1)  # (m (stop - start), d): path i's directions, in order
+            out[:, start:stop] = self.hvp(x.repeat_interleave(stop - start, dim=0), basis).view(m, stop - start, d)
+        return out
 
     def batch_loss(self, x: Tensor, batch: Tensor) -> Tensor:
         raise ValueError(f"task {self.name!r} is not a finite sum: mini-batch noise needs a data task")
