@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from samsde._kept import KeptAt
 from samsde.algorithms import ALGORITHMS, _safe_inverse_norm, check_algorithm, check_step_sizes
 from samsde.noise import NoiseModel
 from samsde.tasks import Linearization, Task
@@ -127,7 +128,7 @@ class SDEModel:
         self.needs_inner = needs_inner
         self.clamp_count = 0  # negative eigenvalues of B B^T clamped (exact mode)
         self.factorization_count = 0  # eigenvalues examined (exact mode)
-        self._prepared: tuple[Tensor, int, Point] | None = None  # see prepare()
+        self._prepared: KeptAt[Point] = KeptAt()  # see prepare()
 
     @property
     def name(self) -> str:
@@ -153,15 +154,11 @@ class SDEModel:
         gradient here, so the linearization (and the SAM inner sample, drawn in the same order from the model's
         generator as it would be by the step) is computed once, not twice.
         """
-        p = self.point(x)
-        self._prepared = (x, x._version, p)
-        return p
+        return self._prepared.put(x, self.point(x))
 
     def _take_point(self, x: Tensor) -> Point:
-        prepared, self._prepared = self._prepared, None
-        if prepared is not None and prepared[0] is x and prepared[1] == x._version:
-            return prepared[2]
-        return self.point(x)
+        p = self._prepared.take(x)
+        return self.point(x) if p is None else p
 
     def _inner_sample(self, x: Tensor, g: Tensor) -> InnerSample:
         z = self.noise.sample(x, self.inner_samples, self.generator)  # (K, M, d), float32

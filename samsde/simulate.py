@@ -26,6 +26,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from samsde._kept import KeptAt
 from samsde.algorithms import check_algorithm, check_step_sizes, optimizer_step
 from samsde.noise import MiniBatch, NoiseModel
 from samsde.sde import SDEModel
@@ -101,19 +102,15 @@ class DiscreteRunner:
         if isinstance(noise, MiniBatch) and generator is None:
             raise ValueError("a mini-batch runner needs a seeded generator for its batches (samsde.make_generator)")
         self.generator = generator
-        self._known: tuple[Tensor, int, Tensor] | None = None  # (x, x's version, grad f(x)), see gradient_at
+        self._known: KeptAt[Tensor] = KeptAt()  # grad f at the state, see gradient_at
 
     def gradient_at(self, x: Tensor) -> Tensor:
         """grad f(x), kept for the next step from this very tensor (the loop records observables there first)."""
-        g = self.task.grad(x)
-        self._known = (x, x._version, g)
-        return g
+        return self._known.put(x, self.task.grad(x))
 
     def _full_gradient(self, x: Tensor) -> Tensor:
-        known, self._known = self._known, None
-        if known is not None and known[0] is x and known[1] == x._version:
-            return known[2]
-        return self.task.grad(x)
+        g = self._known.take(x)
+        return self.task.grad(x) if g is None else g
 
     def advance(self, x: Tensor, increments: Tensor, dt: float) -> Tensor:
         if isinstance(self.noise, MiniBatch):
