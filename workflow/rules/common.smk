@@ -12,9 +12,8 @@ PROFILED = []
 
 def benchmark_file(rule_name, pattern=None, **wildcard_values):
     """results/benchmarks/<rule>[/<pattern>].tsv, the benchmark of a rule's jobs, registered for the profile."""
-    path = (
-        f"results/benchmarks/{rule_name}" + (f"/{pattern}" if pattern else "") + ".tsv"
-    )
+    job = f"{rule_name}/{pattern}" if pattern else rule_name
+    path = f"results/benchmarks/{job}.tsv"
     PROFILED.extend(expand(path, **wildcard_values) if wildcard_values else [path])
     return path
 
