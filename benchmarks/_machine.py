@@ -2,6 +2,10 @@
 
 import math
 import os
+import platform
+import time
+
+import torch
 
 
 def machine_busy_seconds() -> float:
@@ -13,3 +17,34 @@ def machine_busy_seconds() -> float:
         return math.nan
     user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def use_threads(threads: int, *also: str) -> str:
+    """Set torch's intra-op threads; return the line that says what the run measures on (versions, cores)."""
+    torch.set_num_threads(threads)
+    versions = ", ".join([f"torch {torch.__version__}", *also])
+    return (
+        f"{versions} on {platform.machine()} ({os.cpu_count()} cores visible); torch threads = "
+        f"{torch.get_num_threads()}, interop threads = {torch.get_num_interop_threads()}"
+    )
+
+
+class CpuMeter:
+    """CPU used by OTHER processes while this one runs, in cores: (machine CPU - own CPU) / wall time."""
+
+    def __init__(self):
+        self.foreign = 0.0
+        self.wall = 0.0
+
+    def __enter__(self):
+        self._start = (machine_busy_seconds(), time.process_time(), time.perf_counter())
+        return self
+
+    def __exit__(self, *exc):
+        busy, own, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
+        self.foreign += (busy - self._start[0]) - (own - self._start[1])
+        self.wall += wall - self._start[2]
+
+    @property
+    def cores(self) -> float:
+        return max(self.foreign / self.wall, 0.0) if self.wall > 0 else math.nan

@@ -46,8 +46,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -55,7 +53,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from bench_simulate import CpuMeter  # benchmarks/ is on sys.path when run as a script
+from _machine import CpuMeter, use_threads  # benchmarks/ is on sys.path when run as a script
 
 from samsde import SDEModel, SDERunner, make_generator, make_noise, make_task, simulate
 from samsde.simulate import OBSERVABLES
@@ -329,11 +327,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/inner_mc.csv"), help="CSV to write")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
-    torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__} on {platform.machine()} ({os.cpu_count()} cores visible); "
-        f"torch threads = {torch.get_num_threads()}"
-    )
+    print(use_threads(args.threads))
     print(f"SAM SDE (first_order), isotropic sigma = {SIGMA}, eta = {ETA}, rho = 0.5 sqrt(eta) = {RHO:.4f}; K in {KS}")
     wall = time.perf_counter()
     rows: list[dict] = []

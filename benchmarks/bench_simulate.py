@@ -32,7 +32,6 @@ import argparse
 import cProfile
 import math
 import os
-import platform
 import pstats
 import statistics
 import time
@@ -41,7 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from _machine import machine_busy_seconds  # benchmarks/ is on sys.path when run as a script
+from _machine import CpuMeter, use_threads  # benchmarks/ is on sys.path as a script
 
 from samsde import DiscreteRunner, SDEModel, SDERunner, make_generator, make_noise, make_task
 from samsde.tasks import Task
@@ -104,27 +103,6 @@ def draw_increments(n: int, n_paths: int, dim_w: int, key: str) -> list[torch.Te
         math.sqrt(dt) * torch.randn(RESOLUTION, n_paths, dim_w, generator=gen, dtype=torch.float64) for _ in range(n)
     ]
 
-
-
-class CpuMeter:
-    """CPU used by OTHER processes while this one runs, in cores: (machine CPU - own CPU) / wall time."""
-
-    def __init__(self):
-        self.foreign = 0.0
-        self.wall = 0.0
-
-    def __enter__(self):
-        self._start = (machine_busy_seconds(), time.process_time(), time.perf_counter())
-        return self
-
-    def __exit__(self, *exc):
-        busy, own, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
-        self.foreign += (busy - self._start[0]) - (own - self._start[1])
-        self.wall += wall - self._start[2]
-
-    @property
-    def cores(self) -> float:
-        return max(self.foreign / self.wall, 0.0) if self.wall > 0 else math.nan
 
 
 class QuietGate:
@@ -283,11 +261,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
 
-    torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__} on {platform.machine()} ({os.cpu_count()} cores visible); "
-        f"torch.get_num_threads() = {torch.get_num_threads()}, interop threads = {torch.get_num_interop_threads()}"
-    )
+    print(use_threads(args.threads))
     print(
         f"M = {sizes.n_paths} paths, eta = rho = {ETA}, isotropic sigma = {SIGMA}, r = {RESOLUTION}, "
         f"float64; warm-up {sizes.warmup} steps, median of {sizes.repeats} repeats of "

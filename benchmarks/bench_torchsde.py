@@ -46,8 +46,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -56,7 +54,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torchsde
-from bench_simulate import CpuMeter  # benchmarks/ is on sys.path when run as a script
+from _machine import CpuMeter, use_threads  # benchmarks/ is on sys.path when run as a script
 
 from samsde import SDEModel, SDERunner, make_generator, make_noise, make_task
 
@@ -270,11 +268,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/torchsde.csv"), help="CSV to write")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
-    torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__}, torchsde {torchsde.__version__} on {platform.machine()} "
-        f"({os.cpu_count()} cores visible); torch threads = {torch.get_num_threads()}"
-    )
+    print(use_threads(args.threads, f"torchsde {torchsde.__version__}"))
     print(
         f"USAM SDE (first_order) on quadratic d in {args.dims}, isotropic sigma = {SIGMA}, eta = rho = {ETA}; "
         f"M = {sizes.n_paths} paths, {sizes.n_steps} steps of dt = eta, median of {sizes.repeats} repeats"
