@@ -42,16 +42,16 @@ class NoiseModel:
     def covariance(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def sample(self, x: Tensor, n_inner: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Tensor:
-        """``n_inner`` independent draws of Z ~ N(0, Sigma(x)) per path: (n_inner, M, d), in ``dtype``.
+    def sample(self, x: Tensor, n_inner: int, generator: torch.Generator) -> Tensor:
+        """``n_inner`` independent draws of Z ~ N(0, Sigma(x)) per path: (n_inner, M, d), in float32.
 
-        The draws feed the SAM SDE's inner Monte Carlo, whose 1/sqrt(n_inner) error dwarfs float32 rounding: they
-        are float32 by default (randn is five times faster than in float64 on the CPU, and every later pass over
-        the (n_inner, M, d) draws moves half the bytes).
+        The draws feed the SAM SDE's inner Monte Carlo, whose 1/sqrt(n_inner) error dwarfs float32 rounding: randn
+        is five times faster in float32 than in float64 on the CPU, and every later pass over the (n_inner, M, d)
+        draws moves half the bytes.  They are drawn on the generator's device and moved to x's.
         """
         shape = (n_inner, x.shape[0], self.dim_w)
         w = torch.randn(shape, generator=generator, dtype=torch.float32, device=generator.device).to(x.device)
-        return self.sqrt_apply(x, w if dtype == torch.float32 else w.to(dtype))
+        return self.sqrt_apply(x, w)
 
 
 class NoNoise(NoiseModel):
