@@ -110,3 +110,14 @@ def simulation_device(name: str, log):
     device = resolve_device(name)
     log.info("simulations run on %s (config device: %s)", device, name)
     return device
+
+
+def simulation_job(snakemake, experiment: str, log):
+    """The start of a simulation rule's script: the job's torch threads, then its config section unpacked as
+    ``(params, setting, seed, device)``: the rule's params.section, the experiment's settings, the base seed and the
+    simulation device (logged)."""
+    import torch
+
+    torch.set_num_threads(snakemake.threads)
+    params = snakemake.params.section
+    return params, params[experiment], params["seed"], simulation_device(params["device"], log)

@@ -16,7 +16,7 @@ import torch
 from samsde import OBSERVABLES, DiscreteRunner, SDEModel, SDERunner, make_generator, make_noise, make_task, simulate
 from samsde.stats import Z95, wilson_interval
 from samsde_workflow.claims import Claim, claims_frame
-from samsde_workflow.config import simulation_device
+from samsde_workflow.config import simulation_job
 from samsde_workflow.io import write_table
 from samsde_workflow.logs import rule_logging
 
@@ -48,14 +48,11 @@ def monotone_pairs(outcomes: list[np.ndarray], z: float = Z95) -> tuple[float, f
 
 if __name__ == "__main__":
     with rule_logging(snakemake) as log:  # noqa: F821
-        torch.set_num_threads(snakemake.threads)  # noqa: F821
-        params = snakemake.params.section  # noqa: F821
-        s = params[EXPERIMENT]
-        seed = params["seed"]
+        params, s, seed, device = simulation_job(snakemake, EXPERIMENT, log)  # noqa: F821
         eta, sigma, n_paths = s["eta"], s["sigma"], s["n_paths"]
         n_steps = round(s["horizon"] / eta)
         task = make_task("two_basin", **s["params"])  # on the CPU, for the basin labels of the final points
-        sim_task = task.to(simulation_device(params["device"], log))
+        sim_task = task.to(device)
         noise = make_noise("isotropic", sim_task, sigma=sigma)
         x0 = uniform_box(n_paths, task.dim, s["init_box"], make_generator(seed, EXPERIMENT, "initial_points"))
         sam_type = [a for a in s["algorithms"] if a != "sgd"]

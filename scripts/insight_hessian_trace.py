@@ -16,7 +16,7 @@ import torch
 from samsde import OBSERVABLES, DiscreteRunner, make_generator, make_noise, make_task, simulate
 from samsde.stats import ratio_of_means
 from samsde_workflow.claims import Claim, claims_frame
-from samsde_workflow.config import simulation_device
+from samsde_workflow.config import simulation_job
 from samsde_workflow.io import write_table
 from samsde_workflow.logs import rule_logging
 
@@ -42,12 +42,9 @@ def path_summary(values: np.ndarray) -> dict[str, np.ndarray]:
 
 if __name__ == "__main__":
     with rule_logging(snakemake) as log:  # noqa: F821
-        torch.set_num_threads(snakemake.threads)  # noqa: F821
-        params = snakemake.params.section  # noqa: F821
-        s = params[EXPERIMENT]
-        seed = params["seed"]
+        params, s, seed, device = simulation_job(snakemake, EXPERIMENT, log)  # noqa: F821
         eta, rho, sigma = s["eta"], s["rho"], s["sigma"]
-        task = make_task("matrix_sensing", **s["params"]).to(simulation_device(params["device"], log))
+        task = make_task("matrix_sensing", **s["params"]).to(device)
         noise = make_noise("isotropic", task, sigma=sigma)
         x0 = task.initial_point(make_generator(seed, EXPERIMENT, "initial_point"))
         runners = [DiscreteRunner(task, noise, a, eta, 0.0 if a == "sgd" else rho, a) for a in s["algorithms"]]

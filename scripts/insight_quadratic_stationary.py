@@ -31,7 +31,7 @@ from samsde import (
 )
 from samsde.stats import Z95, ratio_of_means
 from samsde_workflow.claims import Claim, claims_frame
-from samsde_workflow.config import simulation_device
+from samsde_workflow.config import simulation_job
 from samsde_workflow.io import write_table
 from samsde_workflow.logs import rule_logging
 
@@ -93,11 +93,7 @@ def monotone_pairs(means, sems, z: float = Z95) -> tuple[float, float, float]:
 
 if __name__ == "__main__":
     with rule_logging(snakemake) as log:  # noqa: F821
-        torch.set_num_threads(snakemake.threads)  # noqa: F821
-        params = snakemake.params.section  # noqa: F821
-        s = params[EXPERIMENT]
-        device = simulation_device(params["device"], log)
-        seed = params["seed"]
+        params, s, seed, device = simulation_job(snakemake, EXPERIMENT, log)  # noqa: F821
         rel_tol = snakemake.params.rel_tol  # noqa: F821
         eta, sigma = s["eta"], s["sigma"]
         n_steps = round(s["horizon"] / eta)

@@ -21,7 +21,7 @@ import torch
 from samsde import DiscreteRunner, SDEModel, SDERunner, make_generator, make_noise, make_task, simulate
 from samsde.stats import wilson_interval
 from samsde_workflow.claims import Claim, claims_frame
-from samsde_workflow.config import simulation_device
+from samsde_workflow.config import simulation_job
 from samsde_workflow.io import write_table
 from samsde_workflow.logs import rule_logging
 
@@ -75,11 +75,7 @@ def attraction_radius(factors, shares) -> tuple[float, float, float]:
 
 if __name__ == "__main__":
     with rule_logging(snakemake) as log:  # noqa: F821
-        torch.set_num_threads(snakemake.threads)  # noqa: F821
-        params = snakemake.params.section  # noqa: F821
-        s = params[EXPERIMENT]
-        device = simulation_device(params["device"], log)
-        seed = params["seed"]
+        params, s, seed, device = simulation_job(snakemake, EXPERIMENT, log)  # noqa: F821
         eta, sigma, radius = s["eta"], s["sigma"], s["near_radius"]
         n_steps = round(s["horizon"] / eta)
         sam_type = [a for a in s["algorithms"] if a != "sgd"]
