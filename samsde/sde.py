@@ -6,12 +6,16 @@ Drifts b (registry ``DRIFTS``), with g = grad f, H = Hessian of f:
     sgd   -g
     usam  -(g + rho H g)                      = -grad f_U,  f_U = f + rho |g|^2 / 2
     dnsam -(g + rho H g / |g|)                = -grad f_S,  f_S = f + rho |g|
-    sam   -(g + rho H E[u]),  u = (g + Z)/|g + Z|, Z ~ N(0, Sigma)   (E[u] by an inner Monte Carlo of size K)
+    sam   -(g + rho H E[u]),  u = (g + Z)/|g + Z|, Z ~ N(0, Sigma)
 Diffusions B B^T (registry ``DIFFUSIONS``):
     sgd   Sigma
     usam  Sigma + rho (H Sigma + Sigma H)
     dnsam Sigma + (rho/|g|) (H Sigma + Sigma H)
-    sam   Sigma + rho (C H + H C^T),  C = Cov(Z, u)   (inner Monte Carlo)
+    sam   Sigma + rho (C H + H C^T),  C = Cov(Z, u)
+The SAM SDE's moments E[u] and C (``sam_moments``): ``closed_form`` for isotropic noise Sigma = sigma^2 I
+(samsde.projected_normal: E[u] = phi g/sigma, C = sigma (phi I + psi g^ g^T), two Hessian-vector products per step,
+H g^ and H dW), or ``monte_carlo``, an inner Monte Carlo of size K = ``inner_samples`` (any additive Gaussian noise);
+``auto`` (default) takes the closed form whenever the noise is isotropic.
 Two ways to apply B to dW:
 - ``exact``: B = (B B^T)^(1/2) by a batched eigendecomposition; negative eigenvalues (B B^T is only PSD up to
   O(rho^2)) are clamped to zero and counted in ``SDEModel.clamp_count``.
@@ -33,6 +37,7 @@ from torch import Tensor
 from samsde._kept import KeptAt
 from samsde.algorithms import ALGORITHMS, _safe_inverse_norm, check_algorithm, check_step_sizes
 from samsde.noise import NoiseModel
+from samsde.projected_normal import phi_psi
 from samsde.tasks import Linearization, Task
 
 DIFFUSION_MODES = ("first_order", "exact")
@@ -71,11 +76,70 @@ class InnerSample:
         """C^T v = E[(u - Eu) ((Z - EZ) . v)]."""
         return self._apply(self.u, self.z, self.mean_u32, self.mean_z, v)
 
+    def h_mean(self, lin: Linearization) -> Tensor:
+        """H E[u]."""
+        return lin.hvp(self.mean_u)
+
+    def correction(self, lin: Linearization, dw: Tensor) -> Tensor:
+        """C H dW + H C^T dW, the first-order SAM diffusion's correction (three Hessian-vector products in all)."""
+        return self.cov_apply(lin.hvp(dw)) + lin.hvp(self.cov_transpose_apply(dw))
+
     def cov_matrix(self) -> Tensor:
         k = self.z.shape[0]
         total = torch.einsum("kmi,kmj->mij", self.z.double(), self.u.double())
         outer = self.mean_z.double().unsqueeze(-1) * self.mean_u.unsqueeze(-2)
         return (total - k * outer) / (k - 1)
+
+
+class ClosedFormMoments:
+    """E[u] and C = Cov(Z, u) of the SAM SDE under isotropic noise Sigma = sigma^2 I, exactly (no inner sample).
+
+    With a = |g|/sigma and g^ = g/|g| (0 where g = 0), from :mod:`samsde.projected_normal`:
+        E[u] = phi(a) a g^,    C = C^T = sigma (phi(a) I + psi(a) g^ g^T).
+    Every product the SDE needs is then built from two Hessian-vector products, H g^ (kept: the drift's
+    H E[u] = phi a H g^ and the diffusion share it) and H dW:
+        C H dW + H C^T dW = sigma (2 phi H dW + psi (g^ (g^ . H dW) + (g^ . dW) H g^)).
+    """
+
+    def __init__(self, g: Tensor, sigma: float):
+        norm = torch.linalg.vector_norm(g, dim=-1, keepdim=True)
+        self.sigma = sigma
+        self.direction = g * _safe_inverse_norm(g)  # g^ (M, d)
+        self.a = norm / sigma  # (M, 1)
+        self.phi, self.psi = phi_psi(self.a, g.shape[-1])
+        self.mean_u = self.phi * self.a * self.direction
+        self._h_direction: Tensor | None = None
+
+    def _hg(self, lin: Linearization) -> Tensor:
+        if self._h_direction is None:
+            self._h_direction = lin.hvp(self.direction)
+        return self._h_direction
+
+    def h_mean(self, lin: Linearization) -> Tensor:
+        return (self.phi * self.a) * self._hg(lin)
+
+    def cov_apply(self, v: Tensor) -> Tensor:
+        """C v (= C^T v)."""
+        along = (self.direction * v).sum(-1, keepdim=True)
+        return self.sigma * (self.phi * v + self.psi * along * self.direction)
+
+    cov_transpose_apply = cov_apply
+
+    def correction(self, lin: Linearization, dw: Tensor) -> Tensor:
+        h_dw = lin.hvp(dw)
+        along_h_dw = (self.direction * h_dw).sum(-1, keepdim=True)
+        along_dw = (self.direction * dw).sum(-1, keepdim=True)
+        mixed = along_h_dw * self.direction + along_dw * self._hg(lin)
+        return self.sigma * (2 * self.phi * h_dw + self.psi * mixed)
+
+    def cov_matrix(self) -> Tensor:
+        d = self.direction.shape[-1]
+        eye = torch.eye(d, dtype=self.direction.dtype, device=self.direction.device)
+        outer = self.direction.unsqueeze(-1) * self.direction.unsqueeze(-2)
+        return self.sigma * (self.phi.unsqueeze(-1) * eye + self.psi.unsqueeze(-1) * outer)
+
+
+SAM_MOMENTS = ("auto", "closed_form", "monte_carlo")
 
 
 @dataclass
@@ -84,7 +148,7 @@ class Point:
 
     x: Tensor
     lin: Linearization
-    inner: InnerSample | None
+    inner: InnerSample | ClosedFormMoments | None
 
     @property
     def grad(self) -> Tensor:
@@ -105,6 +169,7 @@ class SDEModel:
         mode: str = "first_order",
         inner_samples: int = 64,
         generator: torch.Generator | None = None,
+        sam_moments: str = "auto",
     ):
         diffusion = drift if diffusion is None else diffusion
         check_algorithm(drift)
@@ -114,8 +179,18 @@ class SDEModel:
             raise ValueError(f"unknown diffusion mode {mode!r}; known modes: {list(DIFFUSION_MODES)}")
         if inner_samples < 2:
             raise ValueError(f"inner_samples must be >= 2, got {inner_samples}")
+        if sam_moments not in SAM_MOMENTS:
+            raise ValueError(f"unknown sam_moments {sam_moments!r}; known: {list(SAM_MOMENTS)}")
         needs_inner = "sam" in (drift, diffusion) and not noise.is_zero
-        if needs_inner and generator is None:
+        isotropic = noise.isotropic_sigma is not None
+        if sam_moments == "auto":
+            sam_moments = "closed_form" if isotropic else "monte_carlo"
+        if needs_inner and sam_moments == "closed_form" and not isotropic:
+            raise ValueError(
+                f"sam_moments 'closed_form' needs isotropic noise (Sigma = sigma^2 I), not {noise.name!r} noise; "
+                "use 'monte_carlo'"
+            )
+        if needs_inner and sam_moments == "monte_carlo" and generator is None:
             raise ValueError("the SAM SDE's inner Monte Carlo needs a seeded generator (samsde.make_generator)")
         if needs_inner and not noise.additive:
             raise ValueError("the SAM SDE's inner Monte Carlo needs additive Gaussian noise (not minibatch)")
@@ -124,6 +199,7 @@ class SDEModel:
         self.task, self.noise, self.eta, self.rho = task, noise, eta, rho
         self.drift_name, self.diffusion_name, self.mode = drift, diffusion, mode
         self.inner_samples = inner_samples
+        self.sam_moments = sam_moments  # resolved: closed_form | monte_carlo
         self.generator = generator
         self.needs_inner = needs_inner
         self.clamp_count = 0  # negative eigenvalues of B B^T clamped (exact mode)
@@ -160,7 +236,9 @@ class SDEModel:
         p = self._prepared.take(x)
         return self.point(x) if p is None else p
 
-    def _inner_sample(self, x: Tensor, g: Tensor) -> InnerSample:
+    def _inner_sample(self, x: Tensor, g: Tensor) -> InnerSample | ClosedFormMoments:
+        if self.sam_moments == "closed_form":
+            return ClosedFormMoments(g, self.noise.isotropic_sigma)
         z = self.noise.sample(x, self.inner_samples, self.generator)  # (K, M, d), float32
         u = z + g.to(z.dtype)
         u.mul_(_safe_inverse_norm(u))  # in place: u = (g + Z) / |g + Z|
@@ -196,10 +274,11 @@ class SDEModel:
         return x + self.drift(p) * dt + math.sqrt(self.eta) * self.diffuse(p, dw)
 
 
-def _sam_mean_direction(model: SDEModel, p: Point) -> Tensor:
+def _sam_h_mean(model: SDEModel, p: Point) -> Tensor:
+    """H E[u]."""
     if p.inner is None:  # no noise: u = g / |g| exactly
-        return p.grad * _safe_inverse_norm(p.grad)
-    return p.inner.mean_u
+        return p.lin.hvp(p.grad * _safe_inverse_norm(p.grad))
+    return p.inner.h_mean(p.lin)
 
 
 def _dnsam_factor(model: SDEModel, p: Point) -> Tensor:
@@ -210,7 +289,7 @@ DRIFTS: dict[str, Callable[[SDEModel, Point], Tensor]] = {
     "sgd": lambda m, p: -p.grad,
     "usam": lambda m, p: -(p.grad + m.rho * p.lin.hvp(p.grad)),
     "dnsam": lambda m, p: -(p.grad + _dnsam_factor(m, p) * p.lin.hvp(p.grad)),
-    "sam": lambda m, p: -(p.grad + m.rho * p.lin.hvp(_sam_mean_direction(m, p))),
+    "sam": lambda m, p: -(p.grad + m.rho * _sam_h_mean(m, p)),
 }
 
 
@@ -221,9 +300,7 @@ def _sharpened(factor: Tensor | float, p: Point, n: Tensor) -> Tensor:
 
 def _sam_first_order(m: SDEModel, p: Point, dw: Tensor) -> Tensor:
     sigma = m.noise.isotropic_sigma
-    inner = p.inner
-    correction = inner.cov_apply(p.lin.hvp(dw)) + p.lin.hvp(inner.cov_transpose_apply(dw))
-    return sigma * dw + m.rho * correction / (2 * sigma)
+    return sigma * dw + m.rho * p.inner.correction(p.lin, dw) / (2 * sigma)
 
 
 DIFFUSIONS: dict[str, Callable[[SDEModel, Point, Tensor], Tensor]] = {

@@ -13,7 +13,7 @@ import jsonschema
 import yaml
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
-TASK_OVERRIDES = ("n_paths", "horizon", "resolution", "etas", "noise", "inner_samples")
+TASK_OVERRIDES = ("n_paths", "horizon", "resolution", "etas", "noise", "inner_samples", "sam_moments")
 
 
 class ConfigError(ValueError):
@@ -76,6 +76,12 @@ def _semantic_errors(config: dict) -> list[str]:
             errors.append(f"config key weak_error.tasks.{name}.noise: kind {noise['kind']!r} needs sigma")
         if noise["kind"] == "minibatch" and "batch_size" not in noise:
             errors.append(f"config key weak_error.tasks.{name}.noise: kind 'minibatch' needs batch_size")
+        moments = task_setting(config, name)["sam_moments"]
+        if moments == "closed_form" and noise["kind"] != "isotropic" and "sam" in we["algorithms"]:
+            errors.append(
+                f"config key weak_error.tasks.{name}.sam_moments: 'closed_form' needs isotropic noise, "
+                f"the task's noise is {noise['kind']!r} (use 'monte_carlo' or 'auto')"
+            )
     low, high = config["claims"]["own_slope_range"]
     if low > high:
         errors.append(f"config key claims.own_slope_range: low {low} > high {high}")

@@ -67,7 +67,8 @@ if __name__ == "__main__":
                 runners.append(DiscreteRunner(sim_task, noise, alg, eta, rho, f"{alg}/discrete"))
                 if s["sde"]:
                     model = SDEModel(sim_task, noise, eta, rho, alg, inner_samples=s["inner_samples"],
-                                     generator=make_generator(seed, EXPERIMENT, "inner", alg, rho))  # fmt: skip
+                                     generator=make_generator(seed, EXPERIMENT, "inner", alg, rho),
+                                     sam_moments=s["sam_moments"])  # fmt: skip
                     runners.append(SDERunner(model, f"{alg}/own_sde"))
             # one Brownian stream for every rho: the comparisons across rho are paired too
             resolution = s["resolution"] if s["sde"] else 1

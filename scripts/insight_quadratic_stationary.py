@@ -113,7 +113,7 @@ if __name__ == "__main__":
                 for alg in algorithms:
                     inner = make_generator(seed, EXPERIMENT, "inner", scale, rho, alg)
                     sde = SDEModel(task, noise, eta, rho, alg, mode="first_order", inner_samples=s["inner_samples"],
-                                   generator=inner)  # fmt: skip
+                                   generator=inner, sam_moments=s["sam_moments"])  # fmt: skip
                     runners += [DiscreteRunner(task, noise, alg, eta, rho, f"{alg}/discrete"),
                                 SDERunner(sde, f"{alg}/own_sde")]  # fmt: skip
                     if alg == "usam" and s["exact_usam_sde"]:

@@ -123,7 +123,8 @@ if __name__ == "__main__":
         for alg in s["algorithms"]:
             r = 0.0 if alg == "sgd" else rho
             model = SDEModel(task, noise, eta, r, alg, inner_samples=s["inner_samples"],
-                             generator=make_generator(seed, EXPERIMENT, "trajectories", "inner", alg))  # fmt: skip
+                             generator=make_generator(seed, EXPERIMENT, "trajectories", "inner", alg),
+                             sam_moments=s["sam_moments"])  # fmt: skip
             runners += [DiscreteRunner(task, noise, alg, eta, r, f"{alg}/discrete"), SDERunner(model, f"{alg}/own_sde")]
         result = simulate(task, runners, torch.tensor([0.0, s["x0_distance"]]), s["n_paths"], n_steps, eta,
                           s["resolution"], seed, stream=(EXPERIMENT, "trajectories"), observables=DISTANCE,

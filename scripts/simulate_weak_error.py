@@ -22,7 +22,8 @@ def runners_for(task, noise, algorithm, eta, rho, s, seed, stream):
 
     def sde(drift, diffusion):
         gen = make_generator(seed, *stream, "inner", drift, diffusion)
-        return SDEModel(task, noise, eta, rho, drift, diffusion, s["diffusion"], s["inner_samples"], generator=gen)
+        mode, k, moments = s["diffusion"], s["inner_samples"], s["sam_moments"]
+        return SDEModel(task, noise, eta, rho, drift, diffusion, mode, k, generator=gen, sam_moments=moments)
 
     return [
         DiscreteRunner(task, noise, algorithm, eta, rho, "discrete", make_generator(seed, *stream, "batches")),

@@ -1,0 +1,103 @@
+"""Closed-form moments of the projected normal, for the SAM SDE under isotropic noise.
+
+With Sigma = sigma^2 I the SAM SDE's inner expectations over Z ~ N(0, sigma^2 I), u = (g + Z)/|g + Z|, need no
+Monte Carlo.  Write Y = (g + Z)/sigma ~ N(mu, I_d), mu = g/sigma, a = |mu|, so u = Y/|Y|:
+
+    E[u]          = phi(a) mu,
+    C = Cov(Z, u) = E[Z u^T] = sigma (phi(a) I + psi(a) mu^ mu^T),   mu^ = mu / a,
+
+    phi(a) = kappa_d 1F1(1/2; d/2 + 1; -a^2/2),          kappa_d = Gamma((d+1)/2) / (sqrt(2) Gamma(d/2 + 1)),
+    psi(a) = a phi'(a) = -a^2 kappa_d / (d + 2) 1F1(3/2; d/2 + 2; -a^2/2).
+
+Derivation.  1/|y| = pi^(-1/2) int_0^inf t^(-1/2) exp(-t |y|^2) dt, and E[Y exp(-t |Y|^2)] is a Gaussian integral,
+(1 + 2t)^(-d/2 - 1) exp(-a^2 t / (1 + 2t)) mu; the substitution s = 2t / (1 + 2t) turns the t-integral into Kummer's
+integral of 1F1(1/2; d/2 + 1; -a^2/2), with the Beta(1/2, (d+1)/2) factor giving kappa_d.  For C: E[Z] = 0, and
+Stein's lemma gives E[xi h(mu + xi)^T] = E[Dh(mu + xi)] = D_mu E[h(mu + xi)] for h(y) = y/|y|, so
+C = sigma D_mu (phi(|mu|) mu) = sigma (phi I + a phi'(a) mu^ mu^T); C is symmetric.  Checks: a -> inf gives
+E[u] -> mu^ and C -> (sigma / a) (I - mu^ mu^T), the Jacobian of the normalisation at g; a = 0 gives E[u] = 0 and
+C = sigma kappa_d I.  (Tests compare both against a large seeded Monte Carlo.)
+
+Evaluation.  phi and psi are functions of a alone for a given d; scipy's hyp1f1 is accurate (<= 2e-11 relative
+against mpmath up to d = 20000) but ~0.5 us per call, as much as a whole small SDE step for thousands of paths.
+So each d gets a table, built once with scipy, of f(t) = phi / (1 - t) and psi / (1 - t) on a uniform grid of
+t = a / (a + sqrt(d)) in [0, 1] (both are smooth and bounded there; the limits at t = 1, a = inf, are +-1/sqrt(d)),
+and the simulation interpolates it with cubic Lagrange polynomials in torch, batched over paths and on the
+paths' device.  Interpolation error: <= 1e-12 relative (``test_projected_normal``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+from scipy import special
+from torch import Tensor
+
+TABLE_POINTS = 4096  # grid intervals in t
+
+
+def kappa(d: int) -> float:
+    return math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2 + 1)) / math.sqrt(2)
+
+
+def phi_psi_reference(a: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """phi(a), psi(a) from scipy's hyp1f1 (float64 numpy; the reference the tables are built from)."""
+    if d < 1:
+        raise ValueError(f"the dimension d must be >= 1, got {d}")
+    a = np.asarray(a, dtype=np.float64)
+    x = -0.5 * a * a
+    k = kappa(d)
+    phi = k * special.hyp1f1(0.5, d / 2 + 1, x)
+    psi = -a * a * k / (d + 2) * special.hyp1f1(1.5, d / 2 + 2, x)
+    return phi, psi
+
+
+def _scale(d: int) -> float:
+    return math.sqrt(d)
+
+
+@functools.lru_cache(maxsize=16)
+def _table(d: int) -> Tensor:
+    """(TABLE_POINTS + 3, 2): phi/(1-t) and psi/(1-t) on t_j = j / TABLE_POINTS, j = -1 ... TABLE_POINTS + 1.
+
+    The two extra points outside [0, 1] let every interval use the same 4-point stencil: phi is even in a and
+    psi too, so the point at t = -h is phi, psi at |a(-h)| = c h / (1 + h) divided by 1 - t = 1 + h; the points
+    at t = 1 and 1 + h come from the large-a expansions.
+    """
+    n, c, h = TABLE_POINTS, _scale(d), 1.0 / TABLE_POINTS
+    t = np.arange(0, n, dtype=np.float64) / n  # t < 1: a finite
+    a = c * t / (1 - t)
+    phi, psi = phi_psi_reference(a, d)
+    f = np.stack([phi / (1 - t), psi / (1 - t)])
+    if not np.all(np.isfinite(f)):
+        raise FloatingPointError(f"projected-normal table for d = {d} is not finite")
+    # beyond t = 1 the large-a expansions phi = 1/a - (d-1)/(2 a^3) + O(a^-5), psi = a phi' = -1/a + 3(d-1)/(2 a^3),
+    # with 1/a = (1 - t)/(c t): f(1) = +-1/c and the ghost point f(1 + h), exact to O(h^4)
+    end = np.array([[1 / c], [-1 / c]])
+    # at t = -h, a = -c h / (1 + h): phi(-a) = phi(a) and psi(-a) = psi(a); divided by 1 - t = 1 + h
+    a_m = c * h / (1 + h)
+    phi_m, psi_m = phi_psi_reference(np.array([a_m]), d)
+    start = np.stack([phi_m, psi_m]) / (1 + h)
+    h3 = (d - 1) * h * h / (2 * c**3 * (1 + h) ** 3)
+    ghost = np.array([[1 / (c * (1 + h)) - h3], [-1 / (c * (1 + h)) + 3 * h3]])
+    full = np.concatenate([start, f, end, ghost], axis=1)
+    return torch.from_numpy(full.T.copy())
+
+
+def phi_psi(a: Tensor, d: int) -> tuple[Tensor, Tensor]:
+    """phi(a), psi(a) for a tensor a >= 0 of any shape (interpolated in the table of d, on a's device and dtype)."""
+    table = _table(d).to(device=a.device, dtype=a.dtype)  # (n + 3, 2)
+    n, c, shape = TABLE_POINTS, _scale(d), a.shape
+    a = a.reshape(-1, 1)
+    one_minus_t = c / (a + c)  # not 1 - t: no cancellation as a -> inf
+    s = (a / (a + c)) * n
+    j = s.floor().clamp_(0, n - 1)
+    w = s - j  # position inside the interval [t_j, t_j+1], in [0, 1]
+    # cubic Lagrange weights on the nodes t_j-1, t_j, t_j+1, t_j+2 = table rows j ... j + 3 (row 0 is t = -h)
+    wp, wm1, wm2 = w + 1, w - 1, w - 2
+    weights = torch.cat([-w * wm1 * wm2 / 6, wp * wm1 * wm2 / 2, -wp * w * wm2 / 2, wp * w * wm1 / 6], dim=1)
+    rows = j.long() + torch.arange(4, device=a.device)  # (numel, 4)
+    f = torch.einsum("mk,mkr->mr", weights, table[rows]) * one_minus_t  # (numel, 2)
+    return f[:, 0].reshape(shape), f[:, 1].reshape(shape)
