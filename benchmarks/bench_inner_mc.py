@@ -4,9 +4,12 @@ Run from the repository root:
 
     python3 benchmarks/bench_inner_mc.py [--quick] [--threads N] [--skip-weak] [--out benchmarks/out/inner_mc.csv]
 
-The SAM SDE (``SDEModel(task, noise, eta, rho, 'sam', mode='first_order', inner_samples=K)``) needs E[u] and
-C = Cov(Z, u), u = (g + Z)/|g + Z|, Z ~ N(0, sigma^2 I), which it estimates at every point and step from K fresh
-draws Z_k (the pipeline uses K = 16).  Settings: isotropic noise sigma = 0.5, eta = 0.05, rho = 0.5 sqrt(eta)
+The SAM SDE (``SDEModel(task, noise, eta, rho, 'sam', mode='first_order', inner_samples=K,
+sam_moments='monte_carlo')``) needs E[u] and C = Cov(Z, u), u = (g + Z)/|g + Z|, Z ~ N(0, sigma^2 I), which it
+estimates at every point and step from K fresh draws Z_k.  With isotropic noise the pipeline uses the closed form
+instead (``sam_moments='closed_form'``, samsde.projected_normal), benchmarked here as the variant ``closed_form``:
+its error against the K_ref reference below is the reference's own Monte Carlo error, ~ (K=16 error) sqrt(16/K_ref).
+Settings: isotropic noise sigma = 0.5, eta = 0.05, rho = 0.5 sqrt(eta)
 (the weak-error claims' sqrt scaling), float64; tasks ``make_task('quadratic', dim=10, seed=0)`` and
 ``make_task('breast_cancer')`` (d = 257).  K in {2, 4, ..., 256}.
 
@@ -107,9 +110,17 @@ QUICK = Sizes(
 )
 
 
-def sam_model(task, noise, k: int, *keys) -> SDEModel:
+def sam_model(task, noise, k: int | None, *keys) -> SDEModel:
+    """The SAM SDE with an inner Monte Carlo of K = k draws, or (k None) with its closed-form moments."""
+    if k is None:
+        return SDEModel(task, noise, ETA, RHO, "sam", mode="first_order", sam_moments="closed_form")
     gen = make_generator(SEED, "bench_inner_mc", task.name, *keys, k, "inner")
-    return SDEModel(task, noise, ETA, RHO, "sam", mode="first_order", inner_samples=k, generator=gen)
+    return SDEModel(
+        task, noise, ETA, RHO, "sam", mode="first_order", inner_samples=k, generator=gen, sam_moments="monte_carlo"
+    )
+
+
+CLOSED = "closed_form"  # variant name of the closed-form moments (samsde.projected_normal)
 
 
 def rms(a: torch.Tensor) -> float:
@@ -178,17 +189,25 @@ def accuracy(task_name: str, sizes: Sizes, rows: list[dict]) -> dict:
         "relative_diffusion_error": "RMS|B_ref dW|",
         "relative_diffusion_correction_error": "RMS|B_ref dW - sigma dW|",
     }
-    for k in KS:
+    closed = {}
+    for k in (*KS, None):
         model = sam_model(task, noise, k, "accuracy")
         p = model.point(x)
         diff_b = rms(model.drift(p) - b_ref)
         diff_bdw = rms(model.diffuse(p, dw) - bdw_ref)
         for e in ERRORS:
             value = (diff_b if "drift" in e else diff_bdw) / scales[e]
-            errs[e].append(value)
+            if k is None:
+                closed[e] = value
+            else:
+                errs[e].append(value)
             what = "b_K - b_ref" if "drift" in e else "B_K dW - B_ref dW"
+            if k is None:
+                what = what.replace("_K", "_closed")
             note = f"RMS over points of |{what}| / {denominators[e]}; K_ref = {sizes.k_ref}, spread {SPREAD[task_name]}"
-            rows.append({**base, "variant": f"K={k}", "metric": e, "value": value, "note": note})
+            rows.append(
+                {**base, "variant": CLOSED if k is None else f"K={k}", "metric": e, "value": value, "note": note}
+            )
     slopes = {}
     for e in ERRORS:
         slopes[e] = loglog_slope(KS, errs[e])
@@ -208,6 +227,7 @@ def accuracy(task_name: str, sizes: Sizes, rows: list[dict]) -> dict:
         "points": m,
         "errs": errs,
         "slopes": slopes,
+        "closed": closed,
         "scales": scales,
         "ref_seconds": ref_seconds,
     }
@@ -218,6 +238,7 @@ def weak_effect(sizes: Sizes, rows: list[dict]) -> dict:
     noise = make_noise("isotropic", task, sigma=SIGMA)
     x0 = task.initial_point(make_generator(SEED, "bench_inner_mc", "quadratic", "x0"))
     runners = [SDERunner(sam_model(task, noise, k, "weak"), name=f"K={k}") for k in KS]
+    runners.append(SDERunner(sam_model(task, noise, None), name=CLOSED))
     m, n = sizes.weak_paths, sizes.weak_steps
     start = time.perf_counter()
     res = simulate(
@@ -238,8 +259,9 @@ def weak_effect(sizes: Sizes, rows: list[dict]) -> dict:
     base = {"benchmark": BENCHMARK, "task": "quadratic", "dim": task.dim, "n_paths": m, "unit": "-", "repeat": 0}
     what = f"g(X_T) = |grad f| + |x| at T = {n * ETA:g} ({n} EM steps of dt = eta, shared Brownian paths)"
     out = {"paths": m, "steps": n, "seconds": seconds, "mean": {}, "se": {}, "diff": {}, "diff_se": {}}
-    for k in KS:
-        v = final[f"K={k}"]
+    for k in (*KS, CLOSED):
+        name = k if k == CLOSED else f"K={k}"
+        v = final[name]
         diff = v - top
         vals = {
             "weak_mean_observable": (float(v.mean()), f"mean of {what}"),
@@ -248,7 +270,7 @@ def weak_effect(sizes: Sizes, rows: list[dict]) -> dict:
             "weak_difference_se": (float(diff.std() / math.sqrt(m)), "std of the paired differences / sqrt(M)"),
         }
         for metric, (value, note) in vals.items():
-            rows.append({**base, "variant": f"K={k}", "metric": metric, "value": value, "note": note})
+            rows.append({**base, "variant": name, "metric": metric, "value": value, "note": note})
         out["mean"][k], out["se"][k] = vals["weak_mean_observable"][0], vals["weak_se_observable"][0]
         out["diff"][k], out["diff_se"][k] = vals["weak_difference_vs_K256"][0], vals["weak_difference_se"][0]
     return out
@@ -278,6 +300,7 @@ def cost(task_name: str, sizes: Sizes, rows: list[dict]) -> dict:
     increments = math.sqrt(ETA) * torch.randn(n, m, d, generator=gen, dtype=torch.float64)
     jobs = [CostJob("usam", SDEModel(task, noise, ETA, RHO, "usam", mode="first_order"), x0, increments)]
     jobs += [CostJob(f"K={k}", sam_model(task, noise, k, "cost"), x0, increments) for k in KS]
+    jobs.append(CostJob(CLOSED, sam_model(task, noise, None), x0, increments))
     for job in jobs:  # warm-up: one step each
         job.runner.advance(job.x0, increments[:1], ETA)
     start = time.perf_counter()
@@ -289,7 +312,9 @@ def cost(task_name: str, sizes: Sizes, rows: list[dict]) -> dict:
     out = {"task": task_name, "paths": m, "steps": n, "median": {}, "load": {}, "seconds": seconds}
     threads = torch.get_num_threads()
     for job in jobs:
-        what = "USAM SDE (no inner Monte Carlo)" if job.variant == "usam" else f"SAM SDE, inner_samples {job.variant}"
+        what = {"usam": "USAM SDE (no inner Monte Carlo)", CLOSED: "SAM SDE, closed-form moments"}.get(
+            job.variant, f"SAM SDE, inner_samples {job.variant}"
+        )
         for r, s in enumerate(job.seconds):
             rows.append(
                 {
@@ -371,17 +396,21 @@ def main() -> None:
             + ", ".join(f"{e.removeprefix('relative_')} {s:+.3f}" for e, s in a["slopes"].items())
             + f"; USAM SDE {c['median']['usam']:.3g} s/step (load {c['load']['usam']:.2f})"
         )
+        print(
+            "  closed form vs the K_ref reference (the reference's own Monte Carlo error): "
+            + ", ".join(f"{e.removeprefix('relative_')} {v:.2e}" for e, v in a["closed"].items())
+            + f"; {c['median'][CLOSED]:.3g} s/step = {c['median'][CLOSED] / c['median']['usam']:.2f} x usam"
+        )
     if weak is not None:
         print(
             f"\nweak effect (quadratic, M = {weak['paths']}, {weak['steps']} steps, {weak['seconds']:.0f} s): "
             f"E g(X_T) and the paired difference to K = {KS[-1]} on the same Brownian paths"
         )
-        for k in KS:
+        for k in (*KS, CLOSED):
             d, se = weak["diff"][k], weak["diff_se"][k]
             z = d / se if se > 0 else 0.0
-            print(
-                f"  K = {k:>3}: {weak['mean'][k]:.4f} +- {weak['se'][k]:.4f};  diff {d:+.2e} +- {se:.1e} ({z:+.1f} SE)"
-            )
+            label = f"K = {k:>3}" if k != CLOSED else "closed"
+            print(f"  {label}: {weak['mean'][k]:.4f} +- {weak['se'][k]:.4f};  diff {d:+.2e} +- {se:.1e} ({z:+.1f} SE)")
     loads = [v for c in costs for v in c["load"].values() if not math.isnan(v)]
     if loads and max(loads) > 0.2:
         print(f"\nWARNING: other processes used up to {max(loads):.2f} cores during timing; the times are disturbed")

@@ -48,7 +48,6 @@ MATMUL_N = 2000
 SEED = 0
 
 
-
 class Timer:
     """Wall and process-CPU time of each call, plus the CPU other processes used meanwhile (``foreign`` cores)."""
 

@@ -17,7 +17,9 @@ Variants, each timed on its own at every (task, d):
 - ``sam_step``, ``sgd_step``: ``DiscreteRunner(task, noise, 'sam' / 'sgd', eta, rho).advance(x, dw, dt)``;
   ``sam_step`` is the reference of the ratios;
 - ``usam_sde_first_order``, ``sam_sde_first_order``: ``SDEModel(..., mode='first_order').em_step(x, dw, dt)``
-  (matrix-free: a few Hessian-vector products per step; the SAM SDE with inner_samples = 16);
+  (matrix-free: a few Hessian-vector products per step; the SAM SDE with its closed-form moments, the pipeline's
+  default under isotropic noise); ``sam_sde_first_order_mc``: the SAM SDE with the inner Monte Carlo instead
+  (``sam_moments='monte_carlo'``, inner_samples = 16), as for a general Sigma;
 - ``usam_sde_exact``, ``sam_sde_exact``: the same in mode ``exact`` (a dense (M, d, d) Hessian, B B^T and a batched
   eigendecomposition per step).
 All variants use M = 8 paths, except the exact ones at large d, which run fewer paths (the schedule is in ``FULL``
@@ -107,11 +109,12 @@ VARIANTS = (
     "sgd_step",
     "usam_sde_first_order",
     "sam_sde_first_order",
+    "sam_sde_first_order_mc",
     "usam_sde_exact",
     "sam_sde_exact",
 )
 EXACT = ("usam_sde_exact", "sam_sde_exact")
-FIRST_ORDER = ("usam_sde_first_order", "sam_sde_first_order")
+FIRST_ORDER = ("usam_sde_first_order", "sam_sde_first_order", "sam_sde_first_order_mc")
 
 
 @dataclass(frozen=True)
@@ -176,8 +179,19 @@ def build_stepper(variant: str, task: Task) -> tuple[Callable[[torch.Tensor, tor
         runner = DiscreteRunner(task, noise, variant.removesuffix("_step"), ETA, RHO)
         return (lambda x, inc: runner.advance(x, inc, DT)), True
     drift, mode = variant.split("_sde_")
+    moments = "monte_carlo" if mode.endswith("_mc") else "closed_form" if drift == "sam" else "auto"
     gen = make_generator(SEED, "inner")
-    model = SDEModel(task, noise, ETA, RHO, drift, mode=mode, inner_samples=INNER_SAMPLES, generator=gen)
+    model = SDEModel(
+        task,
+        noise,
+        ETA,
+        RHO,
+        drift,
+        mode=mode.removesuffix("_mc"),
+        inner_samples=INNER_SAMPLES,
+        generator=gen,
+        sam_moments=moments,
+    )
     return (lambda x, dw: model.em_step(x, dw, DT)), False
 
 
@@ -192,7 +206,7 @@ def analytic_memory(task: Task, variant: str, n_paths: int) -> tuple[float, str]
         paths = min(m * d, max(task.hessian_batch, m))  # Task.hessian batches at most this many HVP paths
         cache = paths * (3 * n * h + 2 * n + p1 * h) * 8  # NetworkLinearization's cache per HVP path
         return dense + cache, f"(M,d,d) = {dense / MIB:.4g} MiB + {paths} linearization caches = {cache / MIB:.4g} MiB"
-    if variant == "sam_sde_first_order":
+    if variant == "sam_sde_first_order_mc":
         size = INNER_SAMPLES * m * d * 8
         return size, f"(K,M,d) inner draws = {size / MIB:.4g} MiB (x2: Z and u)"
     size = m * d * 8
@@ -412,6 +426,7 @@ def summarize(df: pd.DataFrame, n_paths: int) -> dict[str, list[str]]:
         "sgd_step": "sgd",
         "usam_sde_first_order": "usam_fo",
         "sam_sde_first_order": "sam_fo",
+        "sam_sde_first_order_mc": "sam_fo_mc",
         "usam_sde_exact": "usam_ex",
         "sam_sde_exact": "sam_ex",
     }

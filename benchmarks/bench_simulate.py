@@ -104,7 +104,6 @@ def draw_increments(n: int, n_paths: int, dim_w: int, key: str) -> list[torch.Te
     ]
 
 
-
 class QuietGate:
     """With a positive ``budget`` (seconds), hold each timed block until other processes are quiet.
 

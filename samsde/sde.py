@@ -13,9 +13,10 @@ Diffusions B B^T (registry ``DIFFUSIONS``):
     dnsam Sigma + (rho/|g|) (H Sigma + Sigma H)
     sam   Sigma + rho (C H + H C^T),  C = Cov(Z, u)
 The SAM SDE's moments E[u] and C (``sam_moments``): ``closed_form`` for isotropic noise Sigma = sigma^2 I
-(samsde.projected_normal: E[u] = phi g/sigma, C = sigma (phi I + psi g^ g^T), two Hessian-vector products per step,
-H g^ and H dW), or ``monte_carlo``, an inner Monte Carlo of size K = ``inner_samples`` (any additive Gaussian noise);
-``auto`` (default) takes the closed form whenever the noise is isotropic.
+(samsde.projected_normal: E[u] = (phi/sigma) g, C = sigma phi I + psi/(sigma a^2) g g^T with a = |g|/sigma, two
+Hessian-vector products per step, H g and H dW), or ``monte_carlo``, an inner Monte Carlo of size K =
+``inner_samples`` (any additive Gaussian noise); ``auto`` (default) takes the closed form whenever the noise is
+isotropic.
 Two ways to apply B to dW:
 - ``exact``: B = (B B^T)^(1/2) by a batched eigendecomposition; negative eigenvalues (B B^T is only PSD up to
   O(rho^2)) are clamped to zero and counted in ``SDEModel.clamp_count``.
@@ -37,7 +38,7 @@ from torch import Tensor
 from samsde._kept import KeptAt
 from samsde.algorithms import ALGORITHMS, _safe_inverse_norm, check_algorithm, check_step_sizes
 from samsde.noise import NoiseModel
-from samsde.projected_normal import phi_psi
+from samsde.projected_normal import sam_coefficients
 from samsde.tasks import Linearization, Task
 
 DIFFUSION_MODES = ("first_order", "exact")
@@ -94,49 +95,51 @@ class InnerSample:
 class ClosedFormMoments:
     """E[u] and C = Cov(Z, u) of the SAM SDE under isotropic noise Sigma = sigma^2 I, exactly (no inner sample).
 
-    With a = |g|/sigma and g^ = g/|g| (0 where g = 0), from :mod:`samsde.projected_normal`:
-        E[u] = phi(a) a g^,    C = C^T = sigma (phi(a) I + psi(a) g^ g^T).
-    Every product the SDE needs is then built from two Hessian-vector products, H g^ (kept: the drift's
-    H E[u] = phi a H g^ and the diffusion share it) and H dW:
-        C H dW + H C^T dW = sigma (2 phi H dW + psi (g^ (g^ . H dW) + (g^ . dW) H g^)).
+    With a = |g|/sigma, from :mod:`samsde.projected_normal` (phi, psi functions of a; ``sam_coefficients``):
+        E[u] = (phi / sigma) g,    C = C^T = sigma phi I + (psi / (sigma a^2)) g g^T.
+    Every product the SDE needs is then built from two Hessian-vector products, H g (kept: the drift's
+    H E[u] = (phi / sigma) H g and the diffusion share it) and H dW:
+        C H dW + H C^T dW = 2 sigma phi H dW + (psi / (sigma a^2)) (g (g . H dW) + (g . dW) H g).
     """
 
     def __init__(self, g: Tensor, sigma: float):
-        norm = torch.linalg.vector_norm(g, dim=-1, keepdim=True)
-        self.sigma = sigma
-        self.direction = g * _safe_inverse_norm(g)  # g^ (M, d)
-        self.a = norm / sigma  # (M, 1)
-        self.phi, self.psi = phi_psi(self.a, g.shape[-1])
-        self.mean_u = self.phi * self.a * self.direction
-        self._h_direction: Tensor | None = None
+        self.g, self.sigma = g, sigma
+        coef = sam_coefficients(torch.linalg.vector_norm(g, dim=-1, keepdim=True), sigma, g.shape[-1])
+        self.mean, self.iso, self.outer = coef[:, 0:1], coef[:, 1:2], coef[:, 2:3]  # (M, 1) each
+        self._hg: Tensor | None = None
 
-    def _hg(self, lin: Linearization) -> Tensor:
-        if self._h_direction is None:
-            self._h_direction = lin.hvp(self.direction)
-        return self._h_direction
+    @property
+    def mean_u(self) -> Tensor:
+        return self.mean * self.g
+
+    def _h_g(self, lin: Linearization) -> Tensor:
+        if self._hg is None:
+            self._hg = lin.hvp(self.g)
+        return self._hg
 
     def h_mean(self, lin: Linearization) -> Tensor:
-        return (self.phi * self.a) * self._hg(lin)
+        return self._h_g(lin) * self.mean
 
     def cov_apply(self, v: Tensor) -> Tensor:
         """C v (= C^T v)."""
-        along = (self.direction * v).sum(-1, keepdim=True)
-        return self.sigma * (self.phi * v + self.psi * along * self.direction)
+        along = torch.linalg.vecdot(self.g, v).unsqueeze_(-1).mul_(self.outer)
+        return (v * self.iso).addcmul_(self.g, along)
 
     cov_transpose_apply = cov_apply
 
     def correction(self, lin: Linearization, dw: Tensor) -> Tensor:
         h_dw = lin.hvp(dw)
-        along_h_dw = (self.direction * h_dw).sum(-1, keepdim=True)
-        along_dw = (self.direction * dw).sum(-1, keepdim=True)
-        mixed = along_h_dw * self.direction + along_dw * self._hg(lin)
-        return self.sigma * (2 * self.phi * h_dw + self.psi * mixed)
+        along_h_dw = torch.linalg.vecdot(self.g, h_dw).unsqueeze_(-1).mul_(self.outer)
+        along_dw = torch.linalg.vecdot(self.g, dw).unsqueeze_(-1).mul_(self.outer)
+        out = h_dw.mul_(self.iso).mul_(2)  # (h_dw is this method's own tensor)
+        out.addcmul_(self.g, along_h_dw)
+        return out.addcmul_(self._h_g(lin), along_dw)
 
     def cov_matrix(self) -> Tensor:
-        d = self.direction.shape[-1]
-        eye = torch.eye(d, dtype=self.direction.dtype, device=self.direction.device)
-        outer = self.direction.unsqueeze(-1) * self.direction.unsqueeze(-2)
-        return self.sigma * (self.phi.unsqueeze(-1) * eye + self.psi.unsqueeze(-1) * outer)
+        d = self.g.shape[-1]
+        eye = torch.eye(d, dtype=self.g.dtype, device=self.g.device)
+        outer = self.g.unsqueeze(-1) * self.g.unsqueeze(-2)
+        return self.iso.unsqueeze(-1) * eye + self.outer.unsqueeze(-1) * outer
 
 
 SAM_MOMENTS = ("auto", "closed_form", "monte_carlo")
@@ -300,7 +303,7 @@ def _sharpened(factor: Tensor | float, p: Point, n: Tensor) -> Tensor:
 
 def _sam_first_order(m: SDEModel, p: Point, dw: Tensor) -> Tensor:
     sigma = m.noise.isotropic_sigma
-    return sigma * dw + m.rho * p.inner.correction(p.lin, dw) / (2 * sigma)
+    return torch.add(dw * sigma, p.inner.correction(p.lin, dw), alpha=m.rho / (2 * sigma))
 
 
 DIFFUSIONS: dict[str, Callable[[SDEModel, Point, Tensor], Tensor]] = {
