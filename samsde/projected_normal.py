@@ -22,8 +22,8 @@ against mpmath up to d = 20000) but ~0.5 us per call, as much as a whole small S
 So each d gets a table, built once with scipy, of f(t) = phi / (1 - t) and psi / (1 - t) on a uniform grid of
 t = a / (a + sqrt(d)) in [0, 1] (both are smooth and bounded there; the limits at t = 1, a = inf, are +-1/sqrt(d)),
 and the simulation interpolates it with cubic Lagrange polynomials (stored per interval as monomial coefficients),
-batched over paths.  Interpolation error against scipy: <= 6e-12 relative
-to phi up to d = 5000 (``test_projected_normal`` allows 1e-10).
+batched over paths, in numpy.  Interpolation error against scipy: <= 6e-12 relative to phi up to d = 5000
+(``test_projected_normal`` allows 1e-10).
 """
 
 from __future__ import annotations
