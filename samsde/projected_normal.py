@@ -59,8 +59,7 @@ def _scale(d: int) -> float:
     return math.sqrt(d)
 
 
-@functools.lru_cache(maxsize=16)
-def _table(d: int) -> Tensor:
+def _table(d: int) -> np.ndarray:
     """(TABLE_POINTS + 3, 2): phi/(1-t) and psi/(1-t) on t_j = j / TABLE_POINTS, j = -1 ... TABLE_POINTS + 1.
 
     The two extra points outside [0, 1] let every interval use the same 4-point stencil: phi is even in a and
@@ -83,8 +82,7 @@ def _table(d: int) -> Tensor:
     start = np.stack([phi_m, psi_m]) / (1 + h)
     h3 = (d - 1) * h * h / (2 * c**3 * (1 + h) ** 3)
     ghost = np.array([[1 / (c * (1 + h)) - h3], [-1 / (c * (1 + h)) + 3 * h3]])
-    full = np.concatenate([start, f, end, ghost], axis=1)
-    return torch.from_numpy(full.T.copy())
+    return np.concatenate([start, f, end, ghost], axis=1).T
 
 
 # the cubic through f(t_j-1), f(t_j), f(t_j+1), f(t_j+2) as a polynomial in w = (t - t_j)/h, coefficients of
@@ -101,8 +99,10 @@ _LAGRANGE_TO_MONOMIAL = np.array(
 
 @functools.lru_cache(maxsize=16)
 def _coefficients(d: int) -> np.ndarray:
-    """(TABLE_POINTS, 4, 2): per interval [t_j, t_j+1], the cubic's coefficients of w^0 ... w^3 for (phi, psi)."""
-    f = _table(d).numpy()  # (n + 3, 2)
+    """(TABLE_POINTS, 4, 2): per interval [t_j, t_j+1], the cubic's coefficients of w^0 ... w^3 for (phi, psi).
+
+    Built once per d (and cached) from the table of f at the grid points."""
+    f = _table(d)  # (n + 3, 2)
     n = TABLE_POINTS
     stencil = np.stack([f[k : k + n] for k in range(4)], axis=-1)  # (n, 2, 4): nodes j-1 ... j+2
     return np.ascontiguousarray((stencil @ _LAGRANGE_TO_MONOMIAL).transpose(0, 2, 1))
