@@ -181,7 +181,6 @@ def accuracy(task_name: str, sizes: Sizes, rows: list[dict]) -> dict:
         "relative_diffusion_error": rms(bdw_ref),
         "relative_diffusion_correction_error": rms(bdw_ref - SIGMA * dw),
     }
-    errs: dict[str, list[float]] = {e: [] for e in ERRORS}
     base = {"benchmark": BENCHMARK, "task": task_name, "dim": d, "n_paths": m, "unit": "-", "repeat": 0}
     denominators = {
         "relative_drift_error": "RMS|b_ref|",
@@ -189,25 +188,20 @@ def accuracy(task_name: str, sizes: Sizes, rows: list[dict]) -> dict:
         "relative_diffusion_error": "RMS|B_ref dW|",
         "relative_diffusion_correction_error": "RMS|B_ref dW - sigma dW|",
     }
-    closed = {}
+    found: dict[str, dict[str, float]] = {}  # variant -> error name -> value
     for k in (*KS, None):
+        variant, sub = (CLOSED, "closed") if k is None else (f"K={k}", "K")
         model = sam_model(task, noise, k, "accuracy")
         p = model.point(x)
         diff_b = rms(model.drift(p) - b_ref)
         diff_bdw = rms(model.diffuse(p, dw) - bdw_ref)
         for e in ERRORS:
-            value = (diff_b if "drift" in e else diff_bdw) / scales[e]
-            if k is None:
-                closed[e] = value
-            else:
-                errs[e].append(value)
-            what = "b_K - b_ref" if "drift" in e else "B_K dW - B_ref dW"
-            if k is None:
-                what = what.replace("_K", "_closed")
+            value = found.setdefault(variant, {})[e] = (diff_b if "drift" in e else diff_bdw) / scales[e]
+            what = f"b_{sub} - b_ref" if "drift" in e else f"B_{sub} dW - B_ref dW"
             note = f"RMS over points of |{what}| / {denominators[e]}; K_ref = {sizes.k_ref}, spread {SPREAD[task_name]}"
-            rows.append(
-                {**base, "variant": CLOSED if k is None else f"K={k}", "metric": e, "value": value, "note": note}
-            )
+            rows.append({**base, "variant": variant, "metric": e, "value": value, "note": note})
+    errs = {e: [found[f"K={k}"][e] for k in KS] for e in ERRORS}
+    closed = found[CLOSED]
     slopes = {}
     for e in ERRORS:
         slopes[e] = loglog_slope(KS, errs[e])

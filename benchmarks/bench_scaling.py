@@ -179,7 +179,7 @@ def build_stepper(variant: str, task: Task) -> tuple[Callable[[torch.Tensor, tor
         runner = DiscreteRunner(task, noise, variant.removesuffix("_step"), ETA, RHO)
         return (lambda x, inc: runner.advance(x, inc, DT)), True
     drift, mode = variant.split("_sde_")
-    moments = "monte_carlo" if mode.endswith("_mc") else "closed_form" if drift == "sam" else "auto"
+    moments = "monte_carlo" if mode.endswith("_mc") else "closed_form"  # (the USAM SDE has no SAM moments)
     gen = make_generator(SEED, "inner")
     model = SDEModel(
         task,

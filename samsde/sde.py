@@ -103,7 +103,7 @@ class ClosedFormMoments:
     """
 
     def __init__(self, g: Tensor, sigma: float):
-        self.g, self.sigma = g, sigma
+        self.g = g
         coef = sam_coefficients(torch.linalg.vector_norm(g, dim=-1, keepdim=True), sigma, g.shape[-1])
         self.mean, self.iso, self.outer = coef[:, 0:1], coef[:, 1:2], coef[:, 2:3]  # (M, 1) each
         self._hg: Tensor | None = None

@@ -71,13 +71,13 @@ def _semantic_errors(config: dict) -> list[str]:
             make_task(name, **params)
         except ValueError as err:
             errors.append(f"config key {key}: {params!r} rejected: {err}")
-        noise = task_setting(config, name)["noise"]
+        setting = task_setting(config, name)
+        noise = setting["noise"]
         if noise["kind"] in ("isotropic", "psd") and "sigma" not in noise:
             errors.append(f"config key weak_error.tasks.{name}.noise: kind {noise['kind']!r} needs sigma")
         if noise["kind"] == "minibatch" and "batch_size" not in noise:
             errors.append(f"config key weak_error.tasks.{name}.noise: kind 'minibatch' needs batch_size")
-        moments = task_setting(config, name)["sam_moments"]
-        if moments == "closed_form" and noise["kind"] != "isotropic" and "sam" in we["algorithms"]:
+        if setting["sam_moments"] == "closed_form" and noise["kind"] != "isotropic" and "sam" in we["algorithms"]:
             errors.append(
                 f"config key weak_error.tasks.{name}.sam_moments: 'closed_form' needs isotropic noise, "
                 f"the task's noise is {noise['kind']!r} (use 'monte_carlo' or 'auto')"
