@@ -8,6 +8,11 @@ dW_{k,1..r} ~ N(0, dt I), dt = eta / r, shared by every runner when ``coupled``:
   (The opposite sign would make the two noises anti-correlated.)
 A discrete runner with mini-batch noise draws its own batches, so it is never coupled.
 
+Solver refinement (paper notes, section 9): an SDE runner with ``refinement = q`` takes q r Euler-Maruyama steps per
+discrete step.  The loop then draws the increments on the finest grid, dt = eta / (r q_max), and hands each runner
+the sums of consecutive fine increments on its own grid, so every runner, coarse or fine, sees the same Brownian
+path.  Without a refined runner (q_max = 1) the draws are exactly those of the plain loop.
+
 The paths live on the task's device (``task.to(device)``, see :mod:`samsde.device`); the Brownian increments are
 drawn on the CPU and moved there, so a GPU run uses the same random numbers; the records come back on the CPU.
 
@@ -56,6 +61,7 @@ class Runner(Protocol):
     name: str
     dim_w: int
     coupled: bool
+    refinement: int  # Euler-Maruyama steps per Brownian increment of the base grid (1 for discrete runners)
 
     def advance(self, x: Tensor, increments: Tensor, dt: float) -> Tensor: ...
 
@@ -82,6 +88,7 @@ class DiscreteRunner:
     """One optimizer step per discrete time step; additive noise is rebuilt from the SDE's increments."""
 
     coupled = True
+    refinement = 1
 
     def __init__(
         self,
@@ -125,14 +132,17 @@ class DiscreteRunner:
 
 
 class SDERunner:
-    """r Euler-Maruyama steps of an SDE model per discrete time step."""
+    """r q Euler-Maruyama steps of an SDE model per discrete time step (q = ``refinement``, see the module doc)."""
 
     coupled = True
 
-    def __init__(self, model: SDEModel, name: str | None = None):
+    def __init__(self, model: SDEModel, name: str | None = None, refinement: int = 1):
+        if not (isinstance(refinement, int) and refinement >= 1):
+            raise ValueError(f"refinement must be an integer >= 1, got {refinement!r}")
         self.model = model
         self.name = name or model.name
         self.dim_w = model.dim_w
+        self.refinement = refinement
 
     def gradient_at(self, x: Tensor) -> Tensor:
         return self.model.prepare(x).grad
@@ -160,6 +170,13 @@ class SimulationResult:
         steps = self.diverged_step[runner]
         hit = steps[steps >= 0]
         return int(hit.min()) if hit.numel() else None
+
+
+def _coarsened(fine: Tensor, factor: int) -> Tensor:
+    """Sums of ``factor`` consecutive fine increments: the same Brownian path on a grid ``factor`` times coarser."""
+    if factor == 1:
+        return fine
+    return fine.reshape(fine.shape[0] // factor, factor, *fine.shape[1:]).sum(1)
 
 
 def simulate(
@@ -195,7 +212,9 @@ def simulate(
     if len(set(names)) != len(names):
         raise ValueError(f"runner names must be unique, got {names}")
     observables = observables or {"grad_norm_plus_norm": OBSERVABLES["grad_norm_plus_norm"]}
-    dt = eta / resolution
+    refinements = {r.name: getattr(r, "refinement", 1) for r in runners}
+    finest = math.lcm(*refinements.values())
+    dt = eta / (resolution * finest)
     sqrt_dt = math.sqrt(dt)
     share = coupled and all(r.coupled for r in runners)
     dims = {r.dim_w for r in runners}
@@ -243,9 +262,11 @@ def simulate(
             gen = gens[r.name]
             key = id(gen)
             if key not in increments:
-                w = torch.randn(resolution, n_paths, r.dim_w, generator=gen, dtype=torch.float64)
+                w = torch.randn(resolution * finest, n_paths, r.dim_w, generator=gen, dtype=torch.float64)
                 increments[key] = sqrt_dt * w.to(device)
-            x = r.advance(states[r.name], increments[key], dt)
+            q = refinements[r.name]
+            own = _coarsened(increments[key], finest // q)
+            x = r.advance(states[r.name], own, dt * finest / q)
             bad = ~torch.isfinite(x).all(dim=1) | (torch.linalg.vector_norm(x, dim=1) > blowup)
             if bad.any():
                 newly = bad.cpu() & (diverged[r.name] < 0)

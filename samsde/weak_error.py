@@ -9,6 +9,7 @@ counts (the same counts for a and b, which keeps the coupling) so all replicates
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,3 +104,67 @@ def path_summary(values: Tensor) -> tuple[Tensor, Tensor]:
     mean = v.sum(1) / n
     var = (torch.where(finite, values - mean.unsqueeze(1), torch.zeros_like(values)) ** 2).sum(1) / (n - 1).clamp_min(1)
     return mean, (var / n).sqrt()
+
+
+# ---- paired statistics with a Monte Carlo floor and the solver's bias (paper notes, section 9) -----------------
+
+
+def richardson(coarse: Tensor, fine: Tensor) -> Tensor:
+    """Per-path Richardson values 2 b_2r - b_r of an SDE integrated at r and 2r steps on the same Brownian path.
+
+    Euler-Maruyama's weak bias is C dt + O(dt^2), so the mean of these values removes the leading term; being linear
+    in the paths, they can be paired and bootstrapped like any other value table."""
+    return 2.0 * fine - coarse
+
+
+@dataclass
+class PairedError:
+    """One point of a weak-error curve.
+
+    ``value`` = max_k |mean_m Delta[k, m]| / N with Delta = a - b paired by path and N = mean_k |mean_m a[k]|;
+    ``floor`` = max_k SE(Delta[k]) / N, the Monte Carlo noise floor: a value within ``FLOOR_FACTOR`` times it is not
+    resolved.  ``replicates`` are the same statistic on bootstrap re-weightings of the paths (the same weights for
+    every model at one eta, so ratios of two models can be taken replicate by replicate)."""
+
+    value: float
+    low: float
+    high: float
+    floor: float
+    replicates: Tensor
+
+    @property
+    def resolved(self) -> bool:
+        return bool(math.isfinite(self.value) and self.value > FLOOR_FACTOR * self.floor)
+
+
+FLOOR_FACTOR = 3.0
+
+
+def paired_error(
+    a: Tensor, b: Tensor, weights: Tensor, level: float = 0.95, scale: Tensor | None = None
+) -> PairedError:
+    """The relative weak error of b against a with its noise floor and percentile interval (see PairedError).
+
+    a, b: (n_steps, M) value tables on the same paths; weights: (n_boot, M) from :func:`bootstrap_weights`;
+    ``scale``: the table whose mean_k |mean_m| normalises (default a; the solver's bias E_r - E_2r is normalised
+    by the discrete run, like the model error it is compared with).  NaN if any path of a table diverged."""
+    scale = a if scale is None else scale
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all() and torch.isfinite(scale).all()):
+        nan = float("nan")
+        return PairedError(nan, nan, nan, nan, torch.full((weights.shape[0],), nan, dtype=torch.float64))
+    delta = a - b
+    norm = scale.mean(1).abs().mean()
+    value = delta.mean(1).abs().max() / norm
+    floor = (delta.std(1, correction=1) / math.sqrt(a.shape[1])).max() / norm
+    reps = (weights @ delta.T).abs().amax(1) / (weights @ scale.T).abs().mean(1)
+    q = torch.quantile(reps, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
+    return PairedError(float(value), float(q[0]), float(q[1]), float(floor), reps)
+
+
+def quantile_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates of any statistic (NaN replicates make it NaN)."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0 or not np.all(np.isfinite(v)):
+        return float("nan"), float("nan")
+    low, high = np.quantile(v, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)

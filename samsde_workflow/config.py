@@ -72,6 +72,10 @@ def _semantic_errors(config: dict) -> list[str]:
         except ValueError as err:
             errors.append(f"config key {key}: {params!r} rejected: {err}")
         setting = task_setting(config, name)
+        etas = setting["etas"]
+        if len({str(e) for e in etas}) != len(etas):
+            where = f"weak_error.tasks.{name}.etas" if "etas" in entry else "weak_error.etas"
+            errors.append(f"config key {where}: {etas!r} has duplicates (one simulation job per eta)")
         noise = setting["noise"]
         if noise["kind"] in ("isotropic", "psd") and "sigma" not in noise:
             errors.append(f"config key weak_error.tasks.{name}.noise: kind {noise['kind']!r} needs sigma")
@@ -81,6 +85,14 @@ def _semantic_errors(config: dict) -> list[str]:
             errors.append(
                 f"config key weak_error.tasks.{name}.sam_moments: 'closed_form' needs isotropic noise, "
                 f"the task's noise is {noise['kind']!r} (use 'monte_carlo' or 'auto')"
+            )
+    if "none" in we["scalings"]:
+        errors.append("config key weak_error.scalings.none: the name 'none' is reserved for the SGD control's rows")
+    for i, name in enumerate(we.get("drift_ablation", [])):
+        if name not in we["scalings"]:
+            errors.append(
+                f"config key weak_error.drift_ablation[{i}]: {name!r} is not a scaling of weak_error.scalings "
+                f"({sorted(we['scalings'])})"
             )
     low, high = config["claims"]["own_slope_range"]
     if low > high:
@@ -100,6 +112,9 @@ def task_setting(config: dict, task: str) -> dict:
         params=copy.deepcopy(entry["params"]),
         n_boot=we["n_boot"],
         diffusion=we["diffusion"],
+        algorithms=list(we["algorithms"]),
+        scalings=copy.deepcopy(we["scalings"]),
+        drift_ablation=list(we.get("drift_ablation", we["scalings"])),
         record_every=we.get("record_every", 1),
     )
     return setting

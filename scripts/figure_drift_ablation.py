@@ -12,7 +12,7 @@ with rule_logging(snakemake):
     set_style()
     errors = read_table(snakemake.input.errors)
     errors = errors[(errors.statistic == "grad_norm_plus_norm") & errors.model.isin(list(MODELS)) & ~errors.diverged]
-    tasks, scalings, algorithms = snakemake.params.tasks, snakemake.params.scalings, snakemake.params.algorithms
+    tasks, scalings, algorithms = snakemake.params.tasks, snakemake.params.drift_ablation, snakemake.params.algorithms
     n_rows = len(scalings) * len(algorithms)
     fig, axes = plt.subplots(n_rows, len(tasks), squeeze=False, figsize=(3.2 * len(tasks), 2.4 * n_rows), sharex=True)
     for i, (scaling, algorithm) in enumerate((s, a) for s in scalings for a in algorithms):
@@ -31,5 +31,9 @@ with rule_logging(snakemake):
                 ax.legend(fontsize=7)
     for ax in axes[-1]:
         ax.set_xlabel("eta")
-    finish(fig, "Drift-only ablation: what the Hessian-dependent noise contributes (95% bootstrap bands)")
+    finish(
+        fig,
+        "Drift-only ablation: what the Hessian-dependent noise contributes "
+        "(g = |grad f| + |x|; 95% paired-bootstrap bands)",
+    )
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)

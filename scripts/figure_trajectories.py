@@ -12,7 +12,10 @@ MODELS = {"discrete": "discrete", "own_sde": "own SDE", "sgd_sde": "SGD SDE"}
 with rule_logging(snakemake):
     set_style()
     traj = pd.concat([read_table(f) for f in snakemake.input.trajectories], ignore_index=True)
-    traj = traj[(traj.alpha == 0.5) & traj.model.isin(list(MODELS))]
+    # the SGD SDE is simulated once per (task, eta) and shared by every algorithm (its rows: algorithm "sgd")
+    sgd_sde = traj[traj.model == "sgd_sde"]
+    traj = traj[(traj.alpha == 0.5) & traj.model.isin(["discrete", "own_sde"])]
+    traj = pd.concat([traj, *(sgd_sde.assign(algorithm=a) for a in snakemake.params.algorithms)])
     # one learning rate per task: the largest, where the models differ most visibly
     traj = traj[traj.eta == traj.groupby("task").eta.transform("max")]
     tasks, algorithms = snakemake.params.tasks, snakemake.params.algorithms
@@ -30,11 +33,14 @@ with rule_logging(snakemake):
                     ax.plot(d.time, d["mean"], color=PALETTE[model], label=label, lw=1.2)
                     ax.fill_between(d.time, d["mean"] - 2 * d["sem"], d["mean"] + 2 * d["sem"],
                                     color=PALETTE[model], alpha=0.2, lw=0)  # fmt: skip
-                eta, rho = sub.eta.iloc[0], sub.rho.iloc[0]
+                eta, rho = sub.eta.iloc[0], sub[sub.model == "own_sde"].rho.iloc[0]
                 ax.set_title(f"{task}, {algorithm.upper()}, eta={eta:g}, rho={rho:.3g}", fontsize=8)
                 ax.set_ylabel("E |grad f| + |x|" if statistic == "grad_norm_plus_norm" else "E f")
                 ax.set_xlabel("time t = k eta")
                 if i == 0 and k == 0 and j == 0:
                     ax.legend(fontsize=7)
-    finish(fig, "Trajectories: discrete optimizer vs its own SDE vs the SGD SDE (mean over paths, +-2 s.e.)")
+    finish(
+        fig,
+        "Trajectories: discrete optimizer vs its own SDE vs the SGD SDE (SDEs: Richardson mean over paths, +-2 s.e.)",
+    )
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)

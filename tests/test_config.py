@@ -106,6 +106,18 @@ BAD = {
         ["weak_error.tasks.iris.noise", "batch_size"],
     ),
     "inverted slope range": (setitem("claims.own_slope_range", [1.2, 0.8]), ["claims.own_slope_range", "1.2"]),
+    "drift ablation at an unknown scaling": (
+        setitem("weak_error.drift_ablation", ["sqrt", "cubic"]),
+        ["weak_error.drift_ablation[1]", "cubic"],
+    ),
+    "duplicate etas of a task": (
+        setitem("weak_error.tasks.iris.etas", [0.1, 0.05, 0.1]),
+        ["weak_error.tasks.iris.etas", "duplicates"],
+    ),
+    "scaling named like the control": (
+        setitem("weak_error.scalings.none", {"alpha": 0.5, "c": 0.1}),
+        ["weak_error.scalings.none", "reserved"],
+    ),
 }
 
 

@@ -59,10 +59,14 @@ def test_claims_table_has_every_claim(smoke_run):
     assert set(claims.figure) >= set(list(FIGURES)) - {"trajectories"}, set(claims.figure)
     config = yaml.safe_load(SMOKE.read_text())
     we = config["weak_error"]
+    ids = set(claims.claim_id)
     for task in we["tasks"]:
+        assert {f"control.{task}", f"control.{task}.loss", f"solver_error.{task}"} <= ids
         for algorithm in we["algorithms"]:
             for scaling in we["scalings"]:
-                assert f"order1_own_sde.{task}.{algorithm}.{scaling}" in set(claims.claim_id)
+                for suffix in ("", ".loss"):  # both test functions
+                    assert f"order1_own_sde.{task}.{algorithm}.{scaling}{suffix}" in ids
+                    assert f"own_beats_sgd_sde.{task}.{algorithm}.{scaling}{suffix}" in ids
     assert claims.passed.isin([True, False]).all()
     for column in ("value", "expected", "quantity"):
         assert claims[column].notna().all(), column
@@ -75,7 +79,11 @@ def test_tables_are_tidy_with_provenance(smoke_run):
         assert Path(f"{table}.provenance.json").exists(), table
     errors = pd.read_csv(smoke_run / "results" / "weak_error" / "errors.csv")
     required = {"task", "algorithm", "model", "eta", "rho", "alpha", "statistic", "rel_error", "ci_low", "ci_high"}
+    required |= {"floor", "resolved", "solver_error", "solver_floor"}
     assert required <= set(errors.columns)
+    assert set(errors.statistic) == {"grad_norm_plus_norm", "loss"}
+    slopes = pd.read_csv(smoke_run / "results" / "weak_error" / "slopes.csv")
+    assert {"n_points", "usable", "max_solver_share"} <= set(slopes.columns)
     traj = pd.read_csv(next((smoke_run / "results" / "weak_error" / "runs").rglob("trajectories.csv")))
     required = {"task", "algorithm", "model", "eta", "rho", "alpha", "step", "time", "statistic", "mean", "sem"}
     required |= {"n_paths"}

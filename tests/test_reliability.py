@@ -99,10 +99,9 @@ def test_local_cluster_profile_submits_every_job(tmp_path):
         cmd += [f"--cluster-generic-{script}-cmd", str(profile / f"{script}.sh")]
     run(cmd, env=env, cwd=ROOT)
     submitted = sorted(queue.glob("*.exit"))
-    n_jobs = len(yaml.safe_load(config.read_text())["weak_error"]["algorithms"]) * len(
-        yaml.safe_load(config.read_text())["weak_error"]["scalings"]
-    )
-    # one submission per simulation job plus the aggregation job, each with exit code 0
+    we = yaml.safe_load(config.read_text())["weak_error"]
+    n_jobs = len(we["tasks"]["quadratic"].get("etas", we["etas"]))
+    # one submission per simulation job (one per eta) plus the aggregation job, each with exit code 0
     assert len(submitted) >= n_jobs + 1, [p.name for p in submitted]
     assert all(p.read_text().strip() == "0" for p in submitted)
     assert (workdir / TARGET).exists()

@@ -1,4 +1,6 @@
 # Shared helpers: config validation at start-up, the figure inventory, per-job parameter sections.
+from itertools import product
+
 from samsde_workflow.config import task_setting, validate_config
 from samsde_workflow.inventory import CLAIM_FRAGMENTS, FIGURES
 
@@ -10,11 +12,15 @@ validate_config(config)
 PROFILED = []
 
 
-def benchmark_file(rule_name, pattern=None, **wildcard_values):
-    """results/benchmarks/<rule>[/<pattern>].tsv, the benchmark of a rule's jobs, registered for the profile."""
+def benchmark_file(rule_name, pattern=None, combinator=product, **wildcard_values):
+    """results/benchmarks/<rule>[/<pattern>].tsv, the benchmark of a rule's jobs, registered for the profile
+    (``combinator=zip`` when the wildcard values are given as aligned lists of the jobs).
+    """
     job = f"{rule_name}/{pattern}" if pattern else rule_name
     path = f"results/benchmarks/{job}.tsv"
-    PROFILED.extend(expand(path, **wildcard_values) if wildcard_values else [path])
+    PROFILED.extend(
+        expand(path, combinator, **wildcard_values) if wildcard_values else [path]
+    )
     return path
 
 
@@ -43,20 +49,35 @@ def section(name):
 WE = config["weak_error"]
 
 
+# one simulation job per (task, eta): every model of the task at that eta shares one Brownian path
+WE_CELLS = {
+    "task": [t for t in WE["tasks"] for _ in task_setting(config, t)["etas"]],
+    "eta": [str(e) for t in WE["tasks"] for e in task_setting(config, t)["etas"]],
+}
+
+
 def weak_error_runs(name):
-    """Every run's table ``name`` (errors or trajectories)."""
+    """Every run's table ``name`` (errors, replicates or trajectories)."""
     return expand(
-        "results/weak_error/runs/{task}/{algorithm}/{scaling}/{name}.csv",
-        task=WE["tasks"],
-        algorithm=WE["algorithms"],
-        scaling=WE["scalings"],
-        name=name,
+        "results/weak_error/runs/{task}/eta_{eta}/{name}.csv",
+        zip,
+        **WE_CELLS,
+        name=[name] * len(WE_CELLS["eta"]),
     )
+
+
+def weak_error_eta(wildcards):
+    """The eta of a simulation job, as the config writes it (the wildcard is its str())."""
+    etas = {str(e): e for e in task_setting(config, wildcards.task)["etas"]}
+    return etas[wildcards.eta]
 
 
 # panel order of the weak-error figures: as listed in the config
 FIGURE_LAYOUT = dict(
-    tasks=list(WE["tasks"]), algorithms=WE["algorithms"], scalings=list(WE["scalings"])
+    tasks=list(WE["tasks"]),
+    algorithms=WE["algorithms"],
+    scalings=list(WE["scalings"]),
+    drift_ablation=list(WE.get("drift_ablation", WE["scalings"])),
 )
 
 

@@ -1,22 +1,17 @@
-# Weak-error stage: coupled simulations per (task, algorithm, rho scaling) over the task's eta grid, the
-# aggregate tables and slope fits, and the figures weak_error, trajectories and drift_ablation.
-# One job covers all etas of a scaling: a job's start-up (importing torch, ~3 s) would otherwise dominate.
+# Weak-error stage: one coupled simulation per (task, eta) holding every algorithm, rho scaling and SDE model
+# (the SGD SDE and the control SGD once), the aggregate tables and slope fits, and the figures weak_error,
+# trajectories and drift_ablation.
 
 
 rule simulate_weak_error:
     output:
-        trajectories="results/weak_error/runs/{task}/{algorithm}/{scaling}/trajectories.csv",
-        errors="results/weak_error/runs/{task}/{algorithm}/{scaling}/errors.csv",
+        trajectories="results/weak_error/runs/{task}/eta_{eta}/trajectories.csv",
+        errors="results/weak_error/runs/{task}/eta_{eta}/errors.csv",
+        replicates="results/weak_error/runs/{task}/eta_{eta}/replicates.csv",
     log:
-        "logs/simulate_weak_error/{task}/{algorithm}/{scaling}.log",
+        "logs/simulate_weak_error/{task}/eta_{eta}.log",
     benchmark:
-        benchmark_file(
-            "simulate_weak_error",
-            "{task}/{algorithm}/{scaling}",
-            task=list(WE["tasks"]),
-            algorithm=WE["algorithms"],
-            scaling=list(WE["scalings"]),
-        )
+        benchmark_file("simulate_weak_error", "{task}/eta_{eta}", zip, **WE_CELLS)
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -27,7 +22,7 @@ rule simulate_weak_error:
         seed=config["seed"],
         device=config["device"],
         setting=lambda wc: task_setting(config, wc.task),
-        scaling=lambda wc: WE["scalings"][wc.scaling],
+        eta=weak_error_eta,
     script:
         "../../scripts/simulate_weak_error.py"
 
@@ -35,6 +30,7 @@ rule simulate_weak_error:
 rule weak_error_table:
     input:
         errors=weak_error_runs("errors"),
+        replicates=weak_error_runs("replicates"),
     output:
         errors="results/weak_error/errors.csv",
         slopes="results/weak_error/slopes.csv",
