@@ -4,7 +4,7 @@ The package is math only (no file I/O): tasks, noise models, the discrete optimi
 simulation loop, weak-error statistics and closed forms.  The pipeline's scripts do the reading and writing.
 """
 
-from samsde.algorithms import ALGORITHMS, discrete_step, optimizer_step
+from samsde.algorithms import ALGORITHMS, Algorithm, discrete_step, optimizer_step, register
 from samsde.device import resolve_device
 from samsde.noise import make_noise
 from samsde.sde import SDEModel
@@ -14,6 +14,7 @@ from samsde.tasks import TASKS, make_task
 
 __all__ = [
     "ALGORITHMS",
+    "Algorithm",
     "OBSERVABLES",
     "TASKS",
     "DiscreteRunner",
@@ -25,6 +26,7 @@ __all__ = [
     "make_noise",
     "make_task",
     "optimizer_step",
+    "register",
     "resolve_device",
     "simulate",
 ]

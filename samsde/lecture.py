@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from samsde.algorithms import discrete_step
-from samsde.optim import SAM, USAM
+from samsde.algorithms import ALGORITHMS, discrete_step, get
 from samsde.sharpness import flat_loss_fn, hvp
 
 __all__ = [
@@ -55,7 +54,8 @@ __all__ = [
 ]
 
 DATASETS = ("digits", "breast_cancer")
-METHODS = ("sgd", "sam", "usam")
+#: the registered algorithms that have a torch optimizer (what the lecture's training loop can run)
+METHODS = tuple(name for name, a in ALGORITHMS.items() if a.has_torch_optimizer)
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -191,15 +191,10 @@ def make_optimizer(
     weight_decay: float = 0.0,
     rho: float = 0.0,
 ) -> torch.optim.Optimizer:
-    """SGD, or SAM / USAM (:mod:`samsde.optim`) around SGD with the same ``lr``, ``momentum``, ``weight_decay``."""
+    """A registered algorithm's torch optimizer around SGD with ``lr``, ``momentum``, ``weight_decay``: SGD itself,
+    or SAM / USAM (:mod:`samsde.optim`)."""
     kwargs = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if method == "sgd":
-        return torch.optim.SGD(params, **kwargs)
-    if method == "sam":
-        return SAM(params, torch.optim.SGD, rho=rho, **kwargs)
-    if method == "usam":
-        return USAM(params, torch.optim.SGD, rho=rho, **kwargs)
-    raise ValueError(f"unknown method {method!r}; known: {list(METHODS)}")
+    return get(method).torch_optimizer(params, torch.optim.SGD, rho, **kwargs)
 
 
 @torch.no_grad()
@@ -256,7 +251,7 @@ def train(
             xb, yb = x[idx], y[idx]
             optimizer.zero_grad()
             F.cross_entropy(model(xb), yb).backward()
-            if method == "sgd":
+            if not get(method).two_pass:
                 optimizer.step()
             else:
                 optimizer.first_step(zero_grad=True)

@@ -113,6 +113,12 @@ class SAM(Optimizer):
         """Factor ``c`` in ``e = c * g``; SAM uses ``rho / ||g||``."""
         return rho / grad_norm
 
+    def _ascend_(self, p: Tensor, rho: float, grad_norm: float, sign: float) -> None:
+        """Move ``p`` to ``p + sign * e`` in place.  Here ``e = c g`` with ``c = _scale(rho, ||g||)``; a subclass with
+        an elementwise perturbation (e.g. a per-parameter scaling of g) overrides this method."""
+        scale = self._scale(rho, grad_norm)
+        p.add_(p.grad, alpha=-scale if sign < 0 else scale)
+
     def _grad_norm(self) -> float:
         norms = [
             torch.linalg.vector_norm(p.grad).to(torch.float64).cpu()
@@ -143,14 +149,12 @@ class SAM(Optimizer):
             rho = group["rho"]
             if rho == 0.0 or grad_norm == 0.0:
                 continue
-            scale = self._scale(rho, grad_norm)
-            if group.get("maximize", False):
-                scale = -scale
+            sign = -1.0 if group.get("maximize", False) else 1.0
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 self.state[p]["w"] = p.detach().clone()
-                p.add_(p.grad, alpha=scale)
+                self._ascend_(p, rho, grad_norm, sign)
         self._perturbed = True
         if zero_grad:
             self.zero_grad()

@@ -1,17 +1,12 @@
-"""SDE models of SGD, USAM, DNSAM and SAM (Ito, time t = k eta), and their Euler-Maruyama step.
+"""The SDE model of any registered algorithm (Ito, time t = k eta), and its Euler-Maruyama step.
 
     dX = b(X) dt + sqrt(eta) B(X) dW
 
-Drifts b (registry ``DRIFTS``), with g = grad f, H = Hessian of f:
-    sgd   -g
-    usam  -(g + rho H g)                      = -grad f_U,  f_U = f + rho |g|^2 / 2
-    dnsam -(g + rho H g / |g|)                = -grad f_S,  f_S = f + rho |g|
-    sam   -(g + rho H E[u]),  u = (g + Z)/|g + Z|, Z ~ N(0, Sigma)
-Diffusions B B^T (registry ``DIFFUSIONS``):
-    sgd   Sigma
-    usam  Sigma + rho (H Sigma + Sigma H)
-    dnsam Sigma + (rho/|g|) (H Sigma + Sigma H)
-    sam   Sigma + rho (C H + H C^T),  C = Cov(Z, u)
+The drift b comes from one algorithm and the diffusion B from another (the same one: the algorithm's own SDE; SGD's:
+the drift-only ablation); each algorithm's formulas live in its module under ``samsde.algorithms`` (for example
+USAM: b = -(g + rho H g) with g = grad f, B B^T = Sigma + rho (H Sigma + Sigma H)).  This module holds what they share:
+the linearization at a point and, for an algorithm that ``needs_inner_moments`` (SAM:
+u = (g + Z)/|g + Z|, Z ~ N(0, Sigma)), the moments E[u] and C = Cov(Z, u).
 The SAM SDE's moments E[u] and C (``sam_moments``): ``closed_form`` for isotropic noise Sigma = sigma^2 I
 (samsde.projected_normal: E[u] = (phi/sigma) g, C = sigma phi I + psi/(sigma a^2) g g^T with a = |g|/sigma, two
 Hessian-vector products per step, H g and H dW), or ``monte_carlo``, an inner Monte Carlo of size K =
@@ -20,10 +15,8 @@ isotropic.
 Two ways to apply B to dW:
 - ``exact``: B = (B B^T)^(1/2) by a batched eigendecomposition; negative eigenvalues (B B^T is only PSD up to
   O(rho^2)) are clamped to zero and counted in ``SDEModel.clamp_count``.
-- ``first_order``: matrix-free, exact to first order in rho, one or two Hessian-vector products per step:
-    usam  B dW = (I + rho H) S dW,  S S^T = Sigma  (likewise rho/|g| for dnsam)
-    sam   B dW = sigma dW + rho (C H dW + H C^T dW) / (2 sigma)   (Sigma = sigma^2 I only)
-A model whose drift is an algorithm's and whose diffusion is SGD's is the drift-only ablation.
+- ``first_order``: matrix-free, exact to first order in rho, one or two Hessian-vector products per step
+  (``Algorithm.diffusion``; e.g. USAM: B dW = (I + rho H) S dW with S S^T = Sigma).
 """
 
 from __future__ import annotations
@@ -36,7 +29,7 @@ import torch
 from torch import Tensor
 
 from samsde._kept import KeptAt
-from samsde.algorithms import ALGORITHMS, _safe_inverse_norm, check_algorithm, check_step_sizes
+from samsde.algorithms import check_step_sizes, get, safe_inverse_norm
 from samsde.noise import NoiseModel
 from samsde.projected_normal import sam_coefficients
 from samsde.tasks import Linearization, Task
@@ -175,8 +168,7 @@ class SDEModel:
         sam_moments: str = "auto",
     ):
         diffusion = drift if diffusion is None else diffusion
-        check_algorithm(drift)
-        check_algorithm(diffusion)
+        drift_algorithm, diffusion_algorithm = get(drift), get(diffusion)
         check_step_sizes(eta, rho)
         if mode not in DIFFUSION_MODES:
             raise ValueError(f"unknown diffusion mode {mode!r}; known modes: {list(DIFFUSION_MODES)}")
@@ -184,7 +176,9 @@ class SDEModel:
             raise ValueError(f"inner_samples must be >= 2, got {inner_samples}")
         if sam_moments not in SAM_MOMENTS:
             raise ValueError(f"unknown sam_moments {sam_moments!r}; known: {list(SAM_MOMENTS)}")
-        needs_inner = "sam" in (drift, diffusion) and not noise.is_zero
+        needs_inner = (
+            drift_algorithm.needs_inner_moments or diffusion_algorithm.needs_inner_moments
+        ) and not noise.is_zero
         isotropic = noise.isotropic_sigma is not None
         if sam_moments == "auto":
             sam_moments = "closed_form" if isotropic else "monte_carlo"
@@ -197,10 +191,14 @@ class SDEModel:
             raise ValueError("the SAM SDE's inner Monte Carlo needs a seeded generator (samsde.make_generator)")
         if needs_inner and not noise.additive:
             raise ValueError("the SAM SDE's inner Monte Carlo needs additive Gaussian noise (not minibatch)")
-        if diffusion == "sam" and mode == "first_order" and noise.isotropic_sigma is None:
-            raise ValueError("first_order SAM diffusion needs isotropic noise (Sigma = sigma^2 I); use mode='exact'")
+        if diffusion_algorithm.first_order_needs_isotropic and mode == "first_order" and noise.isotropic_sigma is None:
+            raise ValueError(
+                f"first_order {diffusion_algorithm.label} diffusion needs isotropic noise (Sigma = sigma^2 I); "
+                "use mode='exact'"
+            )
         self.task, self.noise, self.eta, self.rho = task, noise, eta, rho
-        self.drift_name, self.diffusion_name, self.mode = drift, diffusion, mode
+        self.drift_algorithm, self.diffusion_algorithm = drift_algorithm, diffusion_algorithm
+        self.drift_name, self.diffusion_name, self.mode = drift_algorithm.name, diffusion_algorithm.name, mode
         self.inner_samples = inner_samples
         self.sam_moments = sam_moments  # resolved: closed_form | monte_carlo
         self.generator = generator
@@ -244,14 +242,14 @@ class SDEModel:
             return ClosedFormMoments(g, self.noise.isotropic_sigma)
         z = self.noise.sample(x, self.inner_samples, self.generator)  # (K, M, d), float32
         u = z + g.to(z.dtype)
-        u.mul_(_safe_inverse_norm(u))  # in place: u = (g + Z) / |g + Z|
+        u.mul_(safe_inverse_norm(u))  # in place: u = (g + Z) / |g + Z|
         mean_u32 = u.mean(0)
-        if self.diffusion_name != "sam":
+        if not self.diffusion_algorithm.needs_inner_moments:
             return InnerSample(mean_u32.to(x.dtype))  # only the drift uses the sample: E[u] is all it needs
         return InnerSample(mean_u32.to(x.dtype), z, u, z.mean(0), mean_u32)
 
     def drift(self, p: Point) -> Tensor:
-        return DRIFTS[self.drift_name](self, p)
+        return self.drift_algorithm.drift(self, p)
 
     def diffuse(self, p: Point, dw: Tensor) -> Tensor:
         """B(X) dW (without the factor sqrt(eta))."""
@@ -259,11 +257,11 @@ class SDEModel:
             return torch.zeros_like(p.x)
         if self.mode == "exact":
             return (self._exact_sqrt(p) @ dw.unsqueeze(-1)).squeeze(-1)
-        return DIFFUSIONS[self.diffusion_name](self, p, dw)
+        return self.diffusion_algorithm.diffusion(self, p, dw)
 
     def _exact_sqrt(self, p: Point) -> Tensor:
         sigma = self.noise.covariance(p.x)
-        bbt = DIFFUSION_MATRICES[self.diffusion_name](self, p, sigma)
+        bbt = self.diffusion_algorithm.diffusion_matrix(self, p, sigma)
         bbt = (bbt + bbt.transpose(-1, -2)) / 2
         evals, evecs = torch.linalg.eigh(bbt)
         negative = evals < 0
@@ -275,59 +273,3 @@ class SDEModel:
         """Euler-Maruyama: X + b(X) dt + sqrt(eta) B(X) dW, with dW ~ N(0, dt I)."""
         p = self._take_point(x)
         return x + self.drift(p) * dt + math.sqrt(self.eta) * self.diffuse(p, dw)
-
-
-def _sam_h_mean(model: SDEModel, p: Point) -> Tensor:
-    """H E[u]."""
-    if p.inner is None:  # no noise: u = g / |g| exactly
-        return p.lin.hvp(p.grad * _safe_inverse_norm(p.grad))
-    return p.inner.h_mean(p.lin)
-
-
-def _dnsam_factor(model: SDEModel, p: Point) -> Tensor:
-    return model.rho * _safe_inverse_norm(p.grad)
-
-
-DRIFTS: dict[str, Callable[[SDEModel, Point], Tensor]] = {
-    "sgd": lambda m, p: -p.grad,
-    "usam": lambda m, p: -(p.grad + m.rho * p.lin.hvp(p.grad)),
-    "dnsam": lambda m, p: -(p.grad + _dnsam_factor(m, p) * p.lin.hvp(p.grad)),
-    "sam": lambda m, p: -(p.grad + m.rho * _sam_h_mean(m, p)),
-}
-
-
-def _sharpened(factor: Tensor | float, p: Point, n: Tensor) -> Tensor:
-    """(I + factor H) n: first-order square root of Sigma + factor (H Sigma + Sigma H) applied to dW."""
-    return n + factor * p.lin.hvp(n)
-
-
-def _sam_first_order(m: SDEModel, p: Point, dw: Tensor) -> Tensor:
-    sigma = m.noise.isotropic_sigma
-    return torch.add(dw * sigma, p.inner.correction(p.lin, dw), alpha=m.rho / (2 * sigma))
-
-
-DIFFUSIONS: dict[str, Callable[[SDEModel, Point, Tensor], Tensor]] = {
-    "sgd": lambda m, p, dw: m.noise.sqrt_apply(p.x, dw),
-    "usam": lambda m, p, dw: _sharpened(m.rho, p, m.noise.sqrt_apply(p.x, dw)),
-    "dnsam": lambda m, p, dw: _sharpened(_dnsam_factor(m, p), p, m.noise.sqrt_apply(p.x, dw)),
-    "sam": _sam_first_order,
-}
-
-
-def _symmetrized(h: Tensor, a: Tensor) -> Tensor:
-    """H A + A^T H, batched; with A = Sigma (symmetric) this is H Sigma + Sigma H, with A = C^T it is C H + H C^T."""
-    return h @ a + a.transpose(-1, -2) @ h
-
-
-def _dense_hessian(m: SDEModel, p: Point) -> Tensor:
-    return m.task.hessian(p.x)
-
-
-DIFFUSION_MATRICES: dict[str, Callable[[SDEModel, Point, Tensor], Tensor]] = {
-    "sgd": lambda m, p, s: s.expand(p.x.shape[0], -1, -1) if s.dim() == 2 else s,
-    "usam": lambda m, p, s: s + m.rho * _symmetrized(_dense_hessian(m, p), s),
-    "dnsam": lambda m, p, s: s + _dnsam_factor(m, p).unsqueeze(-1) * _symmetrized(_dense_hessian(m, p), s),
-    "sam": lambda m, p, s: s + m.rho * _symmetrized(_dense_hessian(m, p), p.inner.cov_matrix().transpose(-1, -2)),
-}
-
-assert set(DRIFTS) == set(DIFFUSIONS) == set(DIFFUSION_MATRICES) == set(ALGORITHMS)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from samsde._kept import KeptAt
-from samsde.algorithms import check_algorithm, check_step_sizes, optimizer_step
+from samsde.algorithms import check_step_sizes, get, optimizer_step
 from samsde.noise import MiniBatch, NoiseModel
 from samsde.sde import SDEModel
 from samsde.seeding import make_generator
@@ -100,10 +100,10 @@ class DiscreteRunner:
         name: str | None = None,
         generator: torch.Generator | None = None,
     ):
-        check_algorithm(algorithm)
+        algorithm = get(algorithm)
         check_step_sizes(eta, rho)
         self.task, self.noise, self.algorithm, self.eta, self.rho = task, noise, algorithm, eta, rho
-        self.name = name or algorithm
+        self.name = name or algorithm.name
         self.dim_w = noise.dim_w
         self.coupled = noise.additive
         if isinstance(noise, MiniBatch) and generator is None:

@@ -12,7 +12,7 @@ import torch
 
 import samsde
 from samsde.noise import make_noise
-from samsde.sde import DIFFUSION_MATRICES
+from samsde.algorithms import get
 from samsde.theory import ou_moments, usam_diffusion_variance, usam_drift_rate
 from samsde.weak_error import fit_loglog_slope
 
@@ -219,7 +219,7 @@ def test_first_order_diffusion_agrees_with_exact_to_second_order(case):
             first = samsde.SDEModel(task, noise, eta, rho, drift=alg, mode="first_order", generator=unused)
             exact = samsde.SDEModel(task, noise, eta, rho, drift=alg, mode="exact", generator=unused)
             bbt_first = first_order_covariance(first, p)
-            bbt_exact = DIFFUSION_MATRICES[alg](exact, p, sigma)
+            bbt_exact = get(alg).diffusion_matrix(exact, p, sigma)
             if rho == RHOS[-1]:
                 # the exact mode's factor squared is that matrix (it is PSD here: nothing is clamped)
                 root = exact._exact_sqrt(p)

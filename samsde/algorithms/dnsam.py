@@ -1,0 +1,33 @@
+"""DNSAM (deterministically normalized SAM): the ascent step is normalized by the full-batch gradient.
+
+    x+ = x - eta grad f_gamma(x + rho g / |grad f(x)|)
+    dX = -(grad f + rho H grad f / |grad f|) dt + sqrt(eta) (Sigma + (rho/|grad f|) (H Sigma + Sigma H))^(1/2) dW
+The drift is -grad f_S with f_S = f + rho |grad f|; the first-order diffusion is (I + (rho/|grad f|) H) Sigma^(1/2) dW.
+Its noise grows without bound as |grad f| -> 0: it cannot settle at a minimizer.
+"""
+
+from __future__ import annotations
+
+from samsde.algorithms.base import Algorithm, dense_hessian, safe_inverse_norm, sharpened, symmetrized
+
+
+def _factor(model, p):
+    """rho / |grad f| per path, (M, 1)."""
+    return model.rho * safe_inverse_norm(p.grad)
+
+
+class DNSAM(Algorithm):
+    name = "dnsam"
+    label = "DNSAM"
+
+    def perturbation(self, g, full_grad, rho):
+        return rho * safe_inverse_norm(full_grad()) * g
+
+    def drift(self, model, p):
+        return -(p.grad + _factor(model, p) * p.lin.hvp(p.grad))
+
+    def diffusion(self, model, p, dw):
+        return sharpened(_factor(model, p), p, model.noise.sqrt_apply(p.x, dw))
+
+    def diffusion_matrix(self, model, p, sigma):
+        return sigma + _factor(model, p).unsqueeze(-1) * symmetrized(dense_hessian(model, p), sigma)

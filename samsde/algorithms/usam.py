@@ -1,0 +1,32 @@
+"""USAM (unnormalized SAM).
+
+    x+ = x - eta grad f_gamma(x + rho g)
+    dX = -(grad f + rho H grad f) dt + sqrt(eta) (Sigma + rho (H Sigma + Sigma H))^(1/2) dW
+The drift is -grad f_U with f_U = f + (rho/2) |grad f|^2; the first-order diffusion is (I + rho H) Sigma^(1/2) dW.
+"""
+
+from __future__ import annotations
+
+from samsde.algorithms.base import Algorithm, dense_hessian, sharpened, symmetrized
+
+
+class USAM(Algorithm):
+    name = "usam"
+    label = "USAM"
+
+    def perturbation(self, g, full_grad, rho):
+        return rho * g
+
+    def drift(self, model, p):
+        return -(p.grad + model.rho * p.lin.hvp(p.grad))
+
+    def diffusion(self, model, p, dw):
+        return sharpened(model.rho, p, model.noise.sqrt_apply(p.x, dw))
+
+    def diffusion_matrix(self, model, p, sigma):
+        return sigma + model.rho * symmetrized(dense_hessian(model, p), sigma)
+
+    def torch_optimizer(self, params, base, rho, **kwargs):
+        from samsde.optim import USAM as TorchUSAM
+
+        return TorchUSAM(params, base, rho=rho, **kwargs)
