@@ -241,7 +241,6 @@ def weak_effect(sizes: Sizes, rows: list[dict]) -> dict:
         x0,
         m,
         n,
-        ETA,
         1,
         SEED,
         stream=("bench_inner_mc", "weak"),

@@ -21,8 +21,6 @@ Two ways to apply B to dW:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -269,7 +267,12 @@ class SDEModel:
         self.factorization_count += evals.numel()
         return (evecs * evals.clamp_min(0).sqrt().unsqueeze(-2)) @ evecs.transpose(-1, -2)
 
+    def coefficients_at(self, x: Tensor) -> Point:
+        """The point a solver evaluates b and B at: the one :meth:`prepare` kept for this very x, else a new one."""
+        return self._take_point(x)
+
     def em_step(self, x: Tensor, dw: Tensor, dt: float) -> Tensor:
-        """Euler-Maruyama: X + b(X) dt + sqrt(eta) B(X) dW, with dW ~ N(0, dt I)."""
-        p = self._take_point(x)
-        return x + self.drift(p) * dt + math.sqrt(self.eta) * self.diffuse(p, dw)
+        """One Euler-Maruyama step (:func:`samsde.solvers.euler_maruyama_step`)."""
+        from samsde.solvers import euler_maruyama_step
+
+        return euler_maruyama_step(self, x, dw, dt)

@@ -36,6 +36,7 @@ from samsde.algorithms import check_step_sizes, get, optimizer_step
 from samsde.noise import MiniBatch, NoiseModel
 from samsde.sde import SDEModel
 from samsde.seeding import make_generator
+from samsde.solvers import brownian_increments, coarsened, euler_maruyama_step
 from samsde.tasks import Task
 
 Observable = Callable[[Task, Tensor], Tensor]
@@ -59,6 +60,7 @@ class Runner(Protocol):
     x, computed once for the observables and the runner's next step (see ``_RecordedState``)."""
 
     name: str
+    eta: float  # the discrete time step t_{k+1} - t_k the runner advances over
     dim_w: int
     coupled: bool
     refinement: int  # Euler-Maruyama steps per Brownian increment of the base grid (1 for discrete runners)
@@ -140,6 +142,7 @@ class SDERunner:
         if not (isinstance(refinement, int) and refinement >= 1):
             raise ValueError(f"refinement must be an integer >= 1, got {refinement!r}")
         self.model = model
+        self.eta = model.eta
         self.name = name or model.name
         self.dim_w = model.dim_w
         self.refinement = refinement
@@ -149,7 +152,7 @@ class SDERunner:
 
     def advance(self, x: Tensor, increments: Tensor, dt: float) -> Tensor:
         for dw in increments:
-            x = self.model.em_step(x, dw, dt)
+            x = euler_maruyama_step(self.model, x, dw, dt)
         return x
 
 
@@ -172,20 +175,12 @@ class SimulationResult:
         return int(hit.min()) if hit.numel() else None
 
 
-def _coarsened(fine: Tensor, factor: int) -> Tensor:
-    """Sums of ``factor`` consecutive fine increments: the same Brownian path on a grid ``factor`` times coarser."""
-    if factor == 1:
-        return fine
-    return fine.reshape(fine.shape[0] // factor, factor, *fine.shape[1:]).sum(1)
-
-
 def simulate(
     task: Task,
     runners: list[Runner],
     x0: Tensor,
     n_paths: int,
     n_steps: int,
-    eta: float,
     resolution: int,
     seed: int,
     stream: tuple = (),
@@ -195,7 +190,10 @@ def simulate(
     blowup: float = 1e8,
     progress: bool = False,
 ) -> SimulationResult:
-    """Advance every runner from x0 for ``n_steps`` steps of size eta; record observables.
+    """Advance every runner from x0 for ``n_steps`` steps of their common size eta; record observables.
+
+    Each runner owns its eta (a discrete optimizer's learning rate, an SDE model's time scale); they must agree,
+    since the loop's time grid t_k = k eta and the coupling of the noises rest on it.
 
     ``x0`` is one point (d,) shared by all paths, or one point per path (n_paths, d).
 
@@ -211,11 +209,14 @@ def simulate(
     names = [r.name for r in runners]
     if len(set(names)) != len(names):
         raise ValueError(f"runner names must be unique, got {names}")
+    etas = {r.eta for r in runners}
+    if len(etas) != 1:
+        raise ValueError(f"runners must share one eta (the time step of the loop), got {sorted(etas)}")
+    (eta,) = etas
     observables = observables or {"grad_norm_plus_norm": OBSERVABLES["grad_norm_plus_norm"]}
     refinements = {r.name: getattr(r, "refinement", 1) for r in runners}
     finest = math.lcm(*refinements.values())
     dt = eta / (resolution * finest)
-    sqrt_dt = math.sqrt(dt)
     share = coupled and all(r.coupled for r in runners)
     dims = {r.dim_w for r in runners}
     if share and len(dims) != 1:
@@ -262,10 +263,9 @@ def simulate(
             gen = gens[r.name]
             key = id(gen)
             if key not in increments:
-                w = torch.randn(resolution * finest, n_paths, r.dim_w, generator=gen, dtype=torch.float64)
-                increments[key] = sqrt_dt * w.to(device)
+                increments[key] = brownian_increments(gen, resolution * finest, n_paths, r.dim_w, dt, device)
             q = refinements[r.name]
-            own = _coarsened(increments[key], finest // q)
+            own = coarsened(increments[key], finest // q)
             x = r.advance(states[r.name], own, dt * finest / q)
             bad = ~torch.isfinite(x).all(dim=1) | (torch.linalg.vector_norm(x, dim=1) > blowup)
             if bad.any():

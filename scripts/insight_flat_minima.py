@@ -72,7 +72,7 @@ if __name__ == "__main__":
                     runners.append(SDERunner(model, f"{alg}/own_sde"))
             # one Brownian stream for every rho: the comparisons across rho are paired too
             resolution = s["resolution"] if s["sde"] else 1
-            result = simulate(sim_task, runners, x0, n_paths, n_steps, eta, resolution, seed, (EXPERIMENT,),
+            result = simulate(sim_task, runners, x0, n_paths, n_steps, resolution, seed, (EXPERIMENT,),
                               observables={"norm": OBSERVABLES["norm"]}, record_every=max(n_steps, 1))  # fmt: skip
             final = result.final
             diverged = {name: steps >= 0 for name, steps in result.diverged_step.items()}

@@ -53,7 +53,7 @@ if __name__ == "__main__":
             "loss": OBSERVABLES["loss"],
             "recovery_error": lambda t, x: t.recovery_error(x),
         }
-        result = simulate(task, runners, x0, s["n_paths"], round(s["horizon"] / eta), eta, 1, seed,
+        result = simulate(task, runners, x0, s["n_paths"], round(s["horizon"] / eta), 1, seed,
                           stream=(EXPERIMENT,), observables=observables, record_every=s["record_every"])  # fmt: skip
         frames = []
         for runner in runners:

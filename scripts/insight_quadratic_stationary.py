@@ -120,7 +120,7 @@ if __name__ == "__main__":
                         exact = SDEModel(task, noise, eta, rho, "usam", mode="exact")
                         runners.append(SDERunner(exact, f"{alg}/own_sde_exact"))
                 started = time.perf_counter()
-                result = simulate(task, runners, torch.zeros(task.dim), s["n_paths"], n_steps, eta, s["resolution"],
+                result = simulate(task, runners, torch.zeros(task.dim), s["n_paths"], n_steps, s["resolution"],
                                   seed, stream=(EXPERIMENT,), observables=observables,
                                   record_every=s["record_every"])  # fmt: skip
                 times = result.times.numpy()

@@ -99,7 +99,7 @@ if __name__ == "__main__":
             started = time.perf_counter()
             task, noise = setup(lam)
             runners = discrete_runners(task, noise, s["rhos"])
-            result = simulate(task, runners, torch.tensor([0.0, s["x0_distance"]]), s["n_paths"], n_steps, eta, 1,
+            result = simulate(task, runners, torch.tensor([0.0, s["x0_distance"]]), s["n_paths"], n_steps, 1,
                               seed, stream=(EXPERIMENT, "grid", lam), observables=DISTANCE,
                               record_every=n_steps)  # fmt: skip
             for runner in runners:
@@ -126,8 +126,7 @@ if __name__ == "__main__":
                              generator=make_generator(seed, EXPERIMENT, "trajectories", "inner", alg),
                              sam_moments=s["sam_moments"])  # fmt: skip
             runners += [DiscreteRunner(task, noise, alg, eta, r, f"{alg}/discrete"), SDERunner(model, f"{alg}/own_sde")]
-        result = simulate(task, runners, torch.tensor([0.0, s["x0_distance"]]), s["n_paths"], n_steps, eta,
-                          s["resolution"], seed, stream=(EXPERIMENT, "trajectories"), observables=DISTANCE,
+        result = simulate(task, runners, torch.tensor([0.0, s["x0_distance"]]), s["n_paths"], n_steps, s["resolution"], seed, stream=(EXPERIMENT, "trajectories"), observables=DISTANCE,
                           record_every=s["record_every"])  # fmt: skip
         frames = []
         for runner in runners:
@@ -153,7 +152,7 @@ if __name__ == "__main__":
         for factor in s["radius_factors"]:
             d0 = factor * rho
             runners = discrete_runners(task, noise, [rho])
-            result = simulate(task, runners, torch.tensor([0.0, d0]), s["n_paths"], n_steps, eta, 1, seed,
+            result = simulate(task, runners, torch.tensor([0.0, d0]), s["n_paths"], n_steps, 1, seed,
                               stream=(EXPERIMENT, "radius", factor), observables=DISTANCE,
                               record_every=n_steps)  # fmt: skip
             for runner in runners:

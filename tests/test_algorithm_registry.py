@@ -71,7 +71,7 @@ def test_a_toy_algorithm_runs_everywhere(toy):
     model = samsde.SDEModel(task, noise, 0.1, 0.2, drift="sign_sam")
     assert model.name == "sign_sam" and not model.needs_inner
     runners = [samsde.DiscreteRunner(task, noise, "sign_sam", 0.1, 0.2), samsde.SDERunner(model, "toy_sde")]
-    res = samsde.simulate(task, runners, x[0], 16, 5, 0.1, 2, seed=0, stream=("toy",))
+    res = samsde.simulate(task, runners, x[0], 16, 5, 2, seed=0, stream=("toy",))
     assert res.n_diverged("sign_sam") == 0 and torch.isfinite(res.final["toy_sde"]).all()
     # the torch optimizer: two passes, the base step taken with the gradient at w + e
     w = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
@@ -79,23 +79,25 @@ def test_a_toy_algorithm_runs_everywhere(toy):
     loss = lambda: (w**2).sum()  # noqa: E731
     loss().backward()
     opt.first_step(zero_grad=True)
-    torch.testing.assert_close(w.detach(), torch.tensor([1.0, -2.0], dtype=torch.float64) + 0.5 * torch.tensor([1.0, -1.0], dtype=torch.float64) / 2**0.5)
+    w0 = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    perturbed = w0 + 0.5 * torch.tensor([1.0, -1.0], dtype=torch.float64) / 2**0.5
+    torch.testing.assert_close(w.detach(), perturbed)
     loss().backward()
     opt.second_step()
-    perturbed = torch.tensor([1.0, -2.0]) + 0.5 * torch.tensor([1.0, -1.0]) / 2**0.5
-    torch.testing.assert_close(w.detach(), torch.tensor([1.0, -2.0], dtype=torch.float64) - 0.1 * 2 * perturbed.double())
+    torch.testing.assert_close(w.detach(), w0 - 0.1 * 2 * perturbed)  # SGD at w0 with the gradient at w0 + e
     assert toy.two_pass and toy.perturbs
 
 
 def test_registry_rejects_duplicates_and_unknown_names():
     with pytest.raises(ValueError, match="registered already"):
         register(type(get("usam"))())
+    task = samsde.make_task("quadratic", dim=2, seed=0)
     with pytest.raises(ValueError, match="unknown algorithm 'adam'"):
-        samsde.SDEModel(samsde.make_task("quadratic", dim=2, seed=0), make_noise("none", samsde.make_task("quadratic", dim=2, seed=0)), 0.1, 0.1, drift="adam")
+        samsde.SDEModel(task, make_noise("none", task), 0.1, 0.1, drift="adam")
 
 
 def test_schema_palette_and_lecture_follow_the_registry():
-    """The config schema's algorithm enums and the lecture's methods are the registry's; every algorithm has a colour."""
+    """The config schema's algorithm enums and the lecture's methods are the registry's; each algorithm has a colour."""
     from samsde_workflow.plotting import PALETTE
 
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())

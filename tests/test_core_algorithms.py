@@ -208,7 +208,7 @@ def test_minibatch_runner_inside_simulate():
     m, eta, rho = 4, 0.2, 0.3
     x0 = task.initial_point(samsde.make_generator(0, "mb_x"))
     runner = samsde.DiscreteRunner(task, noise, "sam", eta, rho, generator=samsde.make_generator(0, "mb"))
-    res = samsde.simulate(task, [runner], x0, n_paths=m, n_steps=1, eta=eta, resolution=1, seed=0)
+    res = samsde.simulate(task, [runner], x0, n_paths=m, n_steps=1, resolution=1, seed=0)
     batch = noise.draw_batches(m, samsde.make_generator(0, "mb"))
     x = x0.expand(m, -1)
     g = task.grad(x, batch=batch)

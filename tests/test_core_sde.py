@@ -61,7 +61,7 @@ def test_ou_moments_usam_exact_first_order_and_sgd():
     }
     runners = [samsde.SDERunner(model, name=name) for name, (model, _, _) in specs.items()]
     x0 = task.initial_point(samsde.make_generator(0, "unused"))
-    res = samsde.simulate(task, runners, x0, n_paths, n_steps, eta, r, seed=0, stream=("ou",))
+    res = samsde.simulate(task, runners, x0, n_paths, n_steps, r, seed=0, stream=("ou",))
     lam = task.eigenvalues.numpy()
     x0_eigen = eigen_coordinates(task, x0.unsqueeze(0))[0]
     for name, (_, rho_cf, mode) in specs.items():
@@ -127,7 +127,7 @@ def test_simulated_em_noiseless_path_converges_with_order_one():
     errors = []
     for r in resolutions:
         model = samsde.SDEModel(task, noise, eta, rho, drift="usam")
-        res = samsde.simulate(task, [samsde.SDERunner(model)], x0, 1, n_steps, eta, r, seed=0)
+        res = samsde.simulate(task, [samsde.SDERunner(model)], x0, 1, n_steps, r, seed=0)
         m_em, _ = em_moments(lam, x0_eigen, n_steps * r, eta / r, eta, rho, 0.0, "exact")
         got = eigen_coordinates(task, res.final["usam"])[0]
         assert np.allclose(got, m_em, rtol=1e-10, atol=1e-14)  # the simulated path is the recursion (rounding)
@@ -150,7 +150,7 @@ def test_simulated_em_moments_match_the_recursion_at_coarse_dt(mode):
     m_ou, v_ou = ou_moments(lam, x0_eigen, t_end, eta, rho, sigma, mode)
     for r in (1, 2, 4):
         model = samsde.SDEModel(task, noise, eta, rho, drift="usam", mode=mode)
-        res = samsde.simulate(task, [samsde.SDERunner(model)], x0, n_paths, n_steps, eta, r, seed=1, stream=(r,))
+        res = samsde.simulate(task, [samsde.SDERunner(model)], x0, n_paths, n_steps, r, seed=1, stream=(r,))
         y = eigen_coordinates(task, res.final["usam"])
         m_em, v_em = em_moments(lam, x0_eigen, n_steps * r, eta / r, eta, rho, sigma, mode)
         second = (y**2).sum(1)
@@ -249,14 +249,14 @@ def test_resolution_one_sgd_sde_equals_discrete_sgd(task_name, params):
         samsde.DiscreteRunner(task, noise, "sgd", eta, 0.0),
         samsde.SDERunner(samsde.SDEModel(task, noise, eta, 0.0, drift="sgd"), name="sgd_sde"),
     ]
-    res = samsde.simulate(task, runners, x0, 64, 40, eta, 1, seed=0, observables=samsde.OBSERVABLES)
+    res = samsde.simulate(task, runners, x0, 64, 40, 1, seed=0, observables=samsde.OBSERVABLES)
     assert torch.allclose(res.final["sgd"], res.final["sgd_sde"], rtol=1e-12, atol=1e-12)
     for obs in samsde.OBSERVABLES:
         assert torch.allclose(res.values["sgd"][obs], res.values["sgd_sde"][obs], rtol=1e-12, atol=1e-12)
     # the paths really are random and move (not a trivial equality)
     assert res.final["sgd"].std(0).min() > 1e-3
     # with r = 2 the SDE takes two EM steps: the paths differ (by O(eta) per path), so the equality above is specific
-    res2 = samsde.simulate(task, runners, x0, 64, 40, eta, 2, seed=0)
+    res2 = samsde.simulate(task, runners, x0, 64, 40, 2, seed=0)
     assert not torch.allclose(res2.final["sgd"], res2.final["sgd_sde"], rtol=1e-6, atol=1e-6)
 
 
@@ -270,7 +270,7 @@ def test_clamp_count_on_a_saddle_with_large_rho():
     noise = make_noise("isotropic", task, sigma=0.5)
     eta, rho, n_steps, r, m = 0.1, 2.0, 5, 2, 10
     model = samsde.SDEModel(task, noise, eta, rho, drift="usam", mode="exact")
-    samsde.simulate(task, [samsde.SDERunner(model)], task.initial_point(None), m, n_steps, eta, r, seed=0)
+    samsde.simulate(task, [samsde.SDERunner(model)], task.initial_point(None), m, n_steps, r, seed=0)
     # B B^T = sigma^2 (I + 2 rho H) has eigenvalue sigma^2 (1 - 2 rho) < 0 along lambda = -1 at every point:
     # exactly one clamp per path and EM step
     assert model.clamp_count == n_steps * r * m
@@ -285,7 +285,7 @@ def test_no_clamp_on_a_positive_definite_quadratic_with_small_rho():
     eta, n_steps, r, m = 0.1, 5, 2, 10
     for alg in ("usam", "dnsam"):
         model = samsde.SDEModel(task, noise, eta, 0.05, drift=alg, mode="exact")
-        samsde.simulate(task, [samsde.SDERunner(model)], task.initial_point(None), m, n_steps, eta, r, seed=0)
+        samsde.simulate(task, [samsde.SDERunner(model)], task.initial_point(None), m, n_steps, r, seed=0)
         assert model.clamp_count == 0
         assert model.factorization_count == n_steps * r * m * 3
 
@@ -382,7 +382,7 @@ def test_recording_the_gradient_reuses_the_steps_linearization_and_changes_nothi
             )
             for drift in ("sam", "usam")
         ]
-        res = samsde.simulate(task, runners, x0, n_paths, n_steps, eta, r, seed=0, observables=observables)
+        res = samsde.simulate(task, runners, x0, n_paths, n_steps, r, seed=0, observables=observables)
         return res, task.calls
 
     plain, plain_calls = run({"norm": samsde.OBSERVABLES["norm"]})

@@ -44,7 +44,7 @@ def weak_errors(algorithm: str, alpha: float, n_paths: int, t_end: float = 2.0, 
             samsde.SDERunner(samsde.SDEModel(task, noise, eta, rho, drift="sgd"), name="sgd_sde"),
         ]
         res = samsde.simulate(
-            task, runners, x0, n_paths, round(t_end / eta), eta, resolution, seed=0, stream=(algorithm, alpha, eta)
+            task, runners, x0, n_paths, round(t_end / eta), resolution, seed=0, stream=(algorithm, alpha, eta)
         )
         assert all(res.n_diverged(r.name) == 0 for r in runners)
         a = res.values[algorithm][OBS]
@@ -169,7 +169,7 @@ def test_unstable_usam_is_detected_as_diverged():
         samsde.DiscreteRunner(task, noise, "usam", eta, rho),
         samsde.SDERunner(samsde.SDEModel(task, noise, eta, rho, drift="usam"), name="sde"),
     ]
-    res = samsde.simulate(task, runners, x0, n_paths, n_steps, eta, 10, seed=0)
+    res = samsde.simulate(task, runners, x0, n_paths, n_steps, 10, seed=0)
     steps = res.diverged_step["usam"]
     assert res.n_diverged("usam") == n_paths
     assert bool((steps >= 1).all())
@@ -192,6 +192,7 @@ class _Poisoned:
     """A runner that moves every path by +1 and makes path 0 non-finite at step 3 (the loop counts calls)."""
 
     name = "poisoned"
+    eta = 0.1
     coupled = True
 
     def __init__(self, dim: int):
@@ -215,7 +216,6 @@ def test_non_finite_iterate_is_detected_and_parked():
         torch.zeros(2, dtype=DTYPE),
         3,
         6,
-        0.1,
         1,
         seed=0,
         observables={"norm": samsde.OBSERVABLES["norm"]},
@@ -228,7 +228,7 @@ def test_non_finite_iterate_is_detected_and_parked():
     # the diverged path was parked at the origin (then moved by the runner), so the batch stays finite
     assert torch.isfinite(res.final["poisoned"]).all()
     # a norm threshold also counts: blowup = 3 flags every path at step 3 (|x| = 3 sqrt 2 > 3 >= 2 sqrt 2)
-    res = samsde.simulate(task, [_Poisoned(2)], torch.zeros(2, dtype=DTYPE), 3, 6, 0.1, 1, seed=0, blowup=3.0)
+    res = samsde.simulate(task, [_Poisoned(2)], torch.zeros(2, dtype=DTYPE), 3, 6, 1, seed=0, blowup=3.0)
     assert res.diverged_step["poisoned"].tolist() == [3, 3, 3]
 
 
@@ -239,7 +239,7 @@ def test_stable_run_has_no_divergence():
         samsde.DiscreteRunner(task, noise, "usam", eta, rho),
         samsde.SDERunner(samsde.SDEModel(task, noise, eta, rho, drift="usam"), name="sde"),
     ]
-    res = samsde.simulate(task, runners, x0, 200, 40, eta, 2, seed=0)
+    res = samsde.simulate(task, runners, x0, 200, 40, 2, seed=0)
     for name in ("usam", "sde"):
         assert res.n_diverged(name) == 0
         assert res.first_divergence(name) is None
@@ -291,7 +291,7 @@ def _seeded_run(seed: int):
             name="sam_sde",
         ),
     ]
-    return samsde.simulate(task, runners, x0, 50, 10, eta, 2, seed=seed, observables=samsde.OBSERVABLES)
+    return samsde.simulate(task, runners, x0, 50, 10, 2, seed=seed, observables=samsde.OBSERVABLES)
 
 
 def test_same_seed_gives_identical_simulations():

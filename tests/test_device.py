@@ -49,7 +49,7 @@ def _weak_error_run(task, noise_kind: str, device: torch.device):
         model = samsde.SDEModel(task, noise, eta, rho, "sam", generator=samsde.make_generator(0, "inner"))
         runners.append(samsde.SDERunner(model, "own_sde"))
     x0 = task.initial_point(samsde.make_generator(0, "x0"))
-    return samsde.simulate(task, runners, x0, 32, 8, eta, 2, seed=0, observables=samsde.OBSERVABLES)
+    return samsde.simulate(task, runners, x0, 32, 8, 2, seed=0, observables=samsde.OBSERVABLES)
 
 
 @pytest.mark.parametrize("noise_kind", ["isotropic", "minibatch"])

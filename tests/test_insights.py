@@ -172,14 +172,14 @@ def test_simulate_with_per_path_starts_and_divergence():
     noise = make_noise("none", task)
     eta = 0.1
     x0 = torch.tensor([[1.0, 1.0], [2.0, -1.0], [0.0, 3.0]], dtype=torch.float64)
-    result = simulate(task, [DiscreteRunner(task, noise, "sgd", eta, 0.0, "gd")], x0, 3, 5, eta, 1, seed=0)
+    result = simulate(task, [DiscreteRunner(task, noise, "sgd", eta, 0.0, "gd")], x0, 3, 5, 1, seed=0)
     contraction = torch.tensor([(1 - eta * 1.0) ** 5, (1 - eta * 2.0) ** 5], dtype=torch.float64)
     torch.testing.assert_close(result.final["gd"], x0 * contraction)
     # a step size beyond 2 / lambda diverges; the path is flagged and parked at the origin
-    result = simulate(task, [DiscreteRunner(task, noise, "sgd", 1.5, 0.0, "gd")], x0, 3, 60, 1.5, 1, seed=0, blowup=1e3)
+    result = simulate(task, [DiscreteRunner(task, noise, "sgd", 1.5, 0.0, "gd")], x0, 3, 60, 1, seed=0, blowup=1e3)
     assert (result.diverged_step["gd"] >= 0).all() and (result.final["gd"] == 0).all()
     with pytest.raises(ValueError, match="x0 must have shape"):
-        simulate(task, [DiscreteRunner(task, noise, "sgd", eta, 0.0, "gd")], x0, 4, 5, eta, 1, seed=0)
+        simulate(task, [DiscreteRunner(task, noise, "sgd", eta, 0.0, "gd")], x0, 4, 5, 1, seed=0)
 
 
 def test_paired_difference_and_monotone_pairs():

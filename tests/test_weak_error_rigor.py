@@ -30,8 +30,8 @@ def test_refined_runner_sees_the_same_brownian_path():
     model = samsde.SDEModel(task, noise, 0.25, 0.5, drift="usam")
     x0 = task.initial_point(samsde.make_generator(0, "unused"))
     both = samsde.simulate(task, [samsde.SDERunner(model, "r", 1), samsde.SDERunner(model, "2r", 2)], x0, 64, 4,
-                           0.25, 5, seed=1, stream=("refine",))  # fmt: skip
-    fine = samsde.simulate(task, [samsde.SDERunner(model, "2r")], x0, 64, 4, 0.25, 10, seed=1, stream=("refine",))
+                           5, seed=1, stream=("refine",))  # fmt: skip
+    fine = samsde.simulate(task, [samsde.SDERunner(model, "2r")], x0, 64, 4, 10, seed=1, stream=("refine",))
     assert torch.equal(both.final["2r"], fine.final["2r"])
     # the coarse runner is a different discretisation of the same path: close, but not equal
     gap = (both.final["r"] - both.final["2r"]).abs().max()
@@ -50,7 +50,7 @@ def test_richardson_mean_matches_the_ou_law_where_plain_euler_maruyama_does_not(
     model = samsde.SDEModel(task, noise, eta, rho, drift="usam", mode="first_order")
     runners = [samsde.SDERunner(model, "r", refinement=1), samsde.SDERunner(model, "2r", refinement=2)]
     x0 = task.initial_point(samsde.make_generator(0, "unused"))
-    res = samsde.simulate(task, runners, x0, n_paths, round(t_end / eta), eta, r, seed=0, stream=("richardson",))
+    res = samsde.simulate(task, runners, x0, n_paths, round(t_end / eta), r, seed=0, stream=("richardson",))
     to_eigen = lambda x: (x @ task.eigenvectors).numpy()  # noqa: E731
     plain, rich = to_eigen(res.final["r"]), to_eigen(richardson(res.final["r"], res.final["2r"]))
     exact, _ = ou_moments(task.eigenvalues.numpy(), to_eigen(x0.unsqueeze(0))[0], t_end, eta, rho, sigma, "first_order")
@@ -68,7 +68,7 @@ def _two_runs(eta: float, same: bool, n_paths: int = 2000):
     b = a if same else samsde.SDEModel(task, noise, eta, 0.0, drift="sgd")
     x0 = task.initial_point(samsde.make_generator(0, "x0"))
     res = samsde.simulate(task, [samsde.SDERunner(a, "a"), samsde.SDERunner(b, "b")], x0, n_paths,
-                          round(1.0 / eta), eta, 2, seed=3, stream=("floor", eta), coupled=False)  # fmt: skip
+                          round(1.0 / eta), 2, seed=3, stream=("floor", eta), coupled=False)  # fmt: skip
     weights = bootstrap_weights(n_paths, 100, samsde.make_generator(0, "boot", eta))
     obs = "grad_norm_plus_norm"
     return paired_error(res.values["a"][obs], res.values["b"][obs], weights)

@@ -109,7 +109,7 @@ def run_cell(
     runners, roles = cell_runners(task, noise, setting, eta, seed)
     n_steps = round(setting["horizon"] / eta)
     result = simulate(
-        task, runners, x0, setting["n_paths"], n_steps, eta, setting["resolution"], seed, (setting["task"], eta),
+        task, runners, x0, setting["n_paths"], n_steps, setting["resolution"], seed, (setting["task"], eta),
         observables={g: OBSERVABLES[g] for g in TEST_FUNCTIONS}, record_every=setting["record_every"],
         progress=progress,
     )  # fmt: skip
