@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, fields
 
 import pandas as pd
 
-COLUMNS = [
-    "claim_id",
-    "source",
-    "figure",
-    "claim",
-    "quantity",
-    "value",
-    "ci_low",
-    "ci_high",
-    "expected",
-    "passed",
-    "note",
-]
+from samsde.claims import Claim, in_range
 
+COLUMNS = [f.name for f in fields(Claim)]
 
-@dataclass
-class Claim:
-    claim_id: str
-    source: str  # "paper" or "lecture"
-    figure: str
-    claim: str
-    quantity: str
-    value: float
-    ci_low: float
-    ci_high: float
-    expected: str
-    passed: bool
-    note: str = ""
-
-
-def in_range(value: float, low: float, high: float) -> bool:
-    return math.isfinite(value) and low <= value <= high
+__all__ = ["COLUMNS", "Claim", "claims_frame", "in_range"]
 
 
 def claims_frame(claims: list[Claim]) -> pd.DataFrame:
