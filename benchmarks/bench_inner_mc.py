@@ -59,6 +59,7 @@ import torch
 from _machine import CpuMeter, use_threads  # benchmarks/ is on sys.path when run as a script
 
 from samsde import SDEModel, SDERunner, make_generator, make_noise, make_task, simulate
+from samsde.algorithms import SAM, USAM
 from samsde.simulate import OBSERVABLES
 
 ETA = 0.05
@@ -113,10 +114,10 @@ QUICK = Sizes(
 def sam_model(task, noise, k: int | None, *keys) -> SDEModel:
     """The SAM SDE with an inner Monte Carlo of K = k draws, or (k None) with its closed-form moments."""
     if k is None:
-        return SDEModel(task, noise, ETA, RHO, "sam", mode="first_order", sam_moments="closed_form")
+        return SDEModel(task, noise, ETA, RHO, SAM.name, mode="first_order", sam_moments="closed_form")
     gen = make_generator(SEED, "bench_inner_mc", task.name, *keys, k, "inner")
     return SDEModel(
-        task, noise, ETA, RHO, "sam", mode="first_order", inner_samples=k, generator=gen, sam_moments="monte_carlo"
+        task, noise, ETA, RHO, SAM.name, mode="first_order", inner_samples=k, generator=gen, sam_moments="monte_carlo"
     )
 
 
@@ -291,7 +292,7 @@ def cost(task_name: str, sizes: Sizes, rows: list[dict]) -> dict:
     x0 = task.initial_point(make_generator(SEED, "bench_inner_mc", task_name, "x0")).expand(m, d).clone()
     gen = make_generator(SEED, "bench_inner_mc", task_name, "cost", "brownian")
     increments = math.sqrt(ETA) * torch.randn(n, m, d, generator=gen, dtype=torch.float64)
-    jobs = [CostJob("usam", SDEModel(task, noise, ETA, RHO, "usam", mode="first_order"), x0, increments)]
+    jobs = [CostJob(USAM.name, SDEModel(task, noise, ETA, RHO, USAM.name, mode="first_order"), x0, increments)]
     jobs += [CostJob(f"K={k}", sam_model(task, noise, k, "cost"), x0, increments) for k in KS]
     jobs.append(CostJob(CLOSED, sam_model(task, noise, None), x0, increments))
     for job in jobs:  # warm-up: one step each
@@ -305,7 +306,7 @@ def cost(task_name: str, sizes: Sizes, rows: list[dict]) -> dict:
     out = {"task": task_name, "paths": m, "steps": n, "median": {}, "load": {}, "seconds": seconds}
     threads = torch.get_num_threads()
     for job in jobs:
-        what = {"usam": "USAM SDE (no inner Monte Carlo)", CLOSED: "SAM SDE, closed-form moments"}.get(
+        what = {USAM.name: "USAM SDE (no inner Monte Carlo)", CLOSED: "SAM SDE, closed-form moments"}.get(
             job.variant, f"SAM SDE, inner_samples {job.variant}"
         )
         for r, s in enumerate(job.seconds):

@@ -86,6 +86,7 @@ import torch
 from _machine import machine_busy_seconds  # benchmarks/ is on sys.path when run as a script
 
 from samsde import DiscreteRunner, SDEModel, make_generator, make_noise, make_task
+from samsde.algorithms import SAM, SGD
 from samsde.tasks import Task
 
 ETA = 0.05
@@ -422,8 +423,8 @@ def summarize(df: pd.DataFrame, n_paths: int) -> dict[str, list[str]]:
     load = by_metric["foreign_load"].mean().to_dict() if "foreign_load" in by_metric else {}
     mem = by_metric["peak_step_memory_mib"].first().to_dict() if "peak_step_memory_mib" in by_metric else {}
     short = {
-        "sam_step": "sam",
-        "sgd_step": "sgd",
+        "sam_step": SAM.name,
+        "sgd_step": SGD.name,
         "usam_sde_first_order": "usam_fo",
         "sam_sde_first_order": "sam_fo",
         "sam_sde_first_order_mc": "sam_fo_mc",

@@ -43,6 +43,7 @@ import torch
 from _machine import CpuMeter, use_threads  # benchmarks/ is on sys.path as a script
 
 from samsde import DiscreteRunner, SDEModel, SDERunner, make_generator, make_noise, make_task
+from samsde.algorithms import ALGORITHMS, DNSAM, SAM, SGD, USAM
 from samsde.tasks import Task
 
 ETA = 0.05
@@ -52,11 +53,11 @@ RESOLUTION = 1
 SEED = 0
 THREADS = 2
 TASKS: dict[str, dict] = {"quadratic": {"dim": 10, "seed": 0}, "breast_cancer": {}}
-DISCRETE = ("sgd", "usam", "sam", "dnsam")
-SDE_DRIFTS = ("sgd", "usam", "dnsam", "sam")
+DISCRETE = tuple(ALGORITHMS)
+SDE_DRIFTS = (SGD.name, USAM.name, DNSAM.name, SAM.name)
 EXACT_TASKS = ("quadratic",)
 # (kind, runner, mode) timed both batched and as a one-path-at-a-time loop
-LOOP_SUBSET = (("discrete", "sgd", "-"), ("discrete", "usam", "-"), ("sde", "usam", "first_order"))
+LOOP_SUBSET = (("discrete", SGD.name, "-"), ("discrete", USAM.name, "-"), ("sde", USAM.name, "first_order"))
 
 
 @dataclass(frozen=True)

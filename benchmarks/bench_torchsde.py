@@ -57,6 +57,7 @@ import torchsde
 from _machine import CpuMeter, use_threads  # benchmarks/ is on sys.path when run as a script
 
 from samsde import SDEModel, SDERunner, make_generator, make_noise, make_task
+from samsde.algorithms import USAM
 
 ETA = 0.05
 RHO = 0.05
@@ -177,7 +178,7 @@ def observable(task, x: torch.Tensor) -> tuple[float, float]:
 def run_dim(d: int, sizes: Sizes) -> tuple[list[dict], dict]:
     task = make_task(TASK, dim=d, seed=0)
     noise = make_noise("isotropic", task, sigma=SIGMA)
-    model = SDEModel(task, noise, ETA, RHO, "usam", mode="first_order")
+    model = SDEModel(task, noise, ETA, RHO, USAM.name, mode="first_order")
     runner = SDERunner(model)
     m, n, dt = sizes.n_paths, sizes.n_steps, ETA
     x0 = task.initial_point(make_generator(SEED, "bench_torchsde", d, "x0")).expand(m, d).clone()

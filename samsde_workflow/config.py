@@ -56,7 +56,8 @@ def validate_config(config: dict) -> dict:
 
 
 def _semantic_errors(config: dict) -> list[str]:
-    from samsde import make_task  # late import: keeps schema errors fast and torch-free
+    from samsde import make_task  # late imports: keep schema errors fast and torch-free
+    from samsde.algorithms import get
 
     errors = []
     we = config["weak_error"]
@@ -81,7 +82,8 @@ def _semantic_errors(config: dict) -> list[str]:
             errors.append(f"config key weak_error.tasks.{name}.noise: kind {noise['kind']!r} needs sigma")
         if noise["kind"] == "minibatch" and "batch_size" not in noise:
             errors.append(f"config key weak_error.tasks.{name}.noise: kind 'minibatch' needs batch_size")
-        if setting["sam_moments"] == "closed_form" and noise["kind"] != "isotropic" and "sam" in we["algorithms"]:
+        needs_moments = [a for a in we["algorithms"] if get(a).needs_inner_moments]
+        if setting["sam_moments"] == "closed_form" and noise["kind"] != "isotropic" and needs_moments:
             errors.append(
                 f"config key weak_error.tasks.{name}.sam_moments: 'closed_form' needs isotropic noise, "
                 f"the task's noise is {noise['kind']!r} (use 'monte_carlo' or 'auto')"

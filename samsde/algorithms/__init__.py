@@ -52,6 +52,10 @@ for _algorithm in (SGD(), USAM(), SAM(), DNSAM()):
 
 __all__ = [
     "ALGORITHMS",
+    "DNSAM",
+    "SAM",
+    "SGD",
+    "USAM",
     "Algorithm",
     "ascent_algorithms",
     "check_algorithm",

@@ -12,7 +12,7 @@ sum pairwise to the r ones the discrete runs see).  The SDE's mean in the error 
 and shares of two models can be taken replicate by replicate.
 
 The comparison "SGD vs the SGD SDE" is the textbook control (order 1 by classical theory): its rows have
-algorithm "sgd" and scaling "none".
+algorithm SGD and scaling "none".
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from samsde.algorithms.sgd import SGD
 from samsde.noise import NoiseModel
 from samsde.sde import SDEModel
 from samsde.seeding import make_generator
@@ -32,7 +33,7 @@ from samsde.weak_error import bootstrap_weights, paired_error, path_summary, ric
 
 TEST_FUNCTIONS = ("grad_norm_plus_norm", "loss")
 SDE_MODELS = ("own_sde", "sgd_sde", "drift_only")
-CONTROL = ("sgd", "none")  # (algorithm, scaling) of the control rows
+CONTROL = (SGD.name, "none")  # (algorithm, scaling) of the control rows
 REFINEMENTS = (1, 2)  # r and 2r
 
 
@@ -81,13 +82,13 @@ def cell_runners(task: Task, noise: NoiseModel, setting: dict, eta: float, seed:
         )
 
     discrete(*CONTROL)
-    sde(*CONTROL, "sgd_sde", "sgd", "sgd")
+    sde(*CONTROL, "sgd_sde", SGD.name, SGD.name)
     for algorithm in setting["algorithms"]:
         for scaling in setting["scalings"]:
             discrete(algorithm, scaling)
             sde(algorithm, scaling, "own_sde", algorithm, algorithm)
             if scaling in setting["drift_ablation"]:
-                sde(algorithm, scaling, "drift_only", algorithm, "sgd")
+                sde(algorithm, scaling, "drift_only", algorithm, SGD.name)
     return runners, roles
 
 
