@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/weak_error.smk"
 include: "workflow/rules/insights.smk"
 include: "workflow/rules/lecture.smk"
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/claims.smk"
 
 

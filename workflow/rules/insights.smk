@@ -20,21 +20,6 @@ rule quadratic_stationary:
         "../../scripts/insight_quadratic_stationary.py"
 
 
-rule figure_quadratic_stationary:
-    input:
-        table="results/insights/quadratic_stationary.csv",
-    output:
-        **figure_outputs("quadratic_stationary"),
-    log:
-        "logs/figure_quadratic_stationary.log",
-    benchmark:
-        benchmark_file("figure_quadratic_stationary")
-    conda:
-        "../envs/samsde.yaml"
-    script:
-        "../../scripts/figure_quadratic_stationary.py"
-
-
 rule saddle:
     output:
         grid="results/insights/saddle_grid.csv",
@@ -54,23 +39,6 @@ rule saddle:
         "../../scripts/insight_saddle.py"
 
 
-rule figure_saddle:
-    input:
-        grid="results/insights/saddle_grid.csv",
-        trajectories="results/insights/saddle_trajectories.csv",
-        radius="results/insights/saddle_radius.csv",
-    output:
-        **figure_outputs("saddle"),
-    log:
-        "logs/figure_saddle.log",
-    benchmark:
-        benchmark_file("figure_saddle")
-    conda:
-        "../envs/samsde.yaml"
-    script:
-        "../../scripts/figure_saddle.py"
-
-
 rule hessian_trace:
     output:
         table="results/insights/hessian_trace.csv",
@@ -86,21 +54,6 @@ rule hessian_trace:
         section=section("hessian_trace"),
     script:
         "../../scripts/insight_hessian_trace.py"
-
-
-rule figure_hessian_trace:
-    input:
-        table="results/insights/hessian_trace.csv",
-    output:
-        **figure_outputs("hessian_trace"),
-    log:
-        "logs/figure_hessian_trace.log",
-    benchmark:
-        benchmark_file("figure_hessian_trace")
-    conda:
-        "../envs/samsde.yaml"
-    script:
-        "../../scripts/figure_hessian_trace.py"
 
 
 rule flat_minima:
@@ -119,21 +72,3 @@ rule flat_minima:
         section=section("flat_minima"),
     script:
         "../../scripts/insight_flat_minima.py"
-
-
-rule figure_flat_minima:
-    input:
-        table="results/insights/flat_minima.csv",
-        paths="results/insights/flat_minima_paths.csv",
-    output:
-        **figure_outputs("flat_minima"),
-    log:
-        "logs/figure_flat_minima.log",
-    benchmark:
-        benchmark_file("figure_flat_minima")
-    conda:
-        "../envs/samsde.yaml"
-    params:
-        section=section("flat_minima"),
-    script:
-        "../../scripts/figure_flat_minima.py"

@@ -23,22 +23,6 @@ rule lecture_sharpness_sb_lb:
         "../../scripts/lecture_sharpness_sb_lb.py"
 
 
-rule figure_sharpness_sb_lb:
-    input:
-        runs="results/lecture/sb_lb_runs.csv",
-        keskar="results/lecture/sb_lb_keskar.csv",
-    output:
-        **figure_outputs("sharpness_sb_lb"),
-    log:
-        "logs/lecture/figure_sharpness_sb_lb.log",
-    benchmark:
-        benchmark_file("figure_sharpness_sb_lb")
-    conda:
-        "../envs/samsde.yaml"
-    script:
-        "../../scripts/figure_sharpness_sb_lb.py"
-
-
 rule lecture_interpolation:
     input:
         params="results/lecture/sb_lb_params.csv",
@@ -57,21 +41,6 @@ rule lecture_interpolation:
         section=lecture_section("large_batch", "interpolation"),
     script:
         "../../scripts/lecture_interpolation.py"
-
-
-rule figure_interpolation:
-    input:
-        table="results/lecture/interpolation.csv",
-    output:
-        **figure_outputs("interpolation"),
-    log:
-        "logs/lecture/figure_interpolation.log",
-    benchmark:
-        benchmark_file("figure_interpolation")
-    conda:
-        "../envs/samsde.yaml"
-    script:
-        "../../scripts/figure_interpolation.py"
 
 
 rule lecture_lr_scaling:
@@ -93,21 +62,6 @@ rule lecture_lr_scaling:
         "../../scripts/lecture_lr_scaling.py"
 
 
-rule figure_lr_scaling:
-    input:
-        table="results/lecture/lr_scaling.csv",
-    output:
-        **figure_outputs("lr_scaling"),
-    log:
-        "logs/lecture/figure_lr_scaling.log",
-    benchmark:
-        benchmark_file("figure_lr_scaling")
-    conda:
-        "../envs/samsde.yaml"
-    script:
-        "../../scripts/figure_lr_scaling.py"
-
-
 rule lecture_sam_vs_sgd:
     output:
         sweep="results/lecture/sam_sweep.csv",
@@ -125,22 +79,6 @@ rule lecture_sam_vs_sgd:
         section=lecture_section("sam_vs_sgd"),
     script:
         "../../scripts/lecture_sam_vs_sgd.py"
-
-
-rule figure_sam_vs_sgd:
-    input:
-        sweep="results/lecture/sam_sweep.csv",
-        runs="results/lecture/sam_vs_sgd.csv",
-    output:
-        **figure_outputs("sam_vs_sgd"),
-    log:
-        "logs/lecture/figure_sam_vs_sgd.log",
-    benchmark:
-        benchmark_file("figure_sam_vs_sgd")
-    conda:
-        "../envs/samsde.yaml"
-    script:
-        "../../scripts/figure_sam_vs_sgd.py"
 
 
 rule lecture_hessian_spectrum:
@@ -164,23 +102,6 @@ rule lecture_hessian_spectrum:
         "../../scripts/lecture_hessian_spectrum.py"
 
 
-rule figure_hessian_spectrum:
-    input:
-        sharpness="results/lecture/hessian_sharpness.csv",
-        topk="results/lecture/hessian_topk.csv",
-        density="results/lecture/hessian_density.csv",
-    output:
-        **figure_outputs("hessian_spectrum"),
-    log:
-        "logs/lecture/figure_hessian_spectrum.log",
-    benchmark:
-        benchmark_file("figure_hessian_spectrum")
-    conda:
-        "../envs/samsde.yaml"
-    script:
-        "../../scripts/figure_hessian_spectrum.py"
-
-
 rule lecture_bouncing:
     output:
         quadratic="results/lecture/bouncing_quadratic.csv",
@@ -197,21 +118,3 @@ rule lecture_bouncing:
         section={"seed": config["seed"], "bouncing": LECTURE["bouncing"]},
     script:
         "../../scripts/lecture_bouncing.py"
-
-
-rule figure_bouncing:
-    input:
-        quadratic="results/lecture/bouncing_quadratic.csv",
-        valley="results/lecture/bouncing_valley.csv",
-    output:
-        **figure_outputs("bouncing"),
-    log:
-        "logs/lecture/figure_bouncing.log",
-    benchmark:
-        benchmark_file("figure_bouncing")
-    conda:
-        "../envs/samsde.yaml"
-    params:
-        bouncing=LECTURE["bouncing"],
-    script:
-        "../../scripts/figure_bouncing.py"

@@ -1,0 +1,90 @@
+# Figure rules, one per id of the figure inventory (samsde_workflow/inventory.py), generated in one loop: each reads
+# the tables below, runs scripts/figure_<id>.py and writes results/figures/<id>.png (in the report) and .pdf.
+
+# figure id -> (input tables of its script, params)
+FIGURE_RULES = {
+    "weak_error": (
+        {
+            "errors": "results/weak_error/errors.csv",
+            "slopes": "results/weak_error/slopes.csv",
+        },
+        FIGURE_LAYOUT,
+    ),
+    "trajectories": ({"trajectories": weak_error_runs("trajectories")}, FIGURE_LAYOUT),
+    "drift_ablation": ({"errors": "results/weak_error/errors.csv"}, FIGURE_LAYOUT),
+    "quadratic_stationary": (
+        {"table": "results/insights/quadratic_stationary.csv"},
+        {},
+    ),
+    "saddle": (
+        {
+            "grid": "results/insights/saddle_grid.csv",
+            "trajectories": "results/insights/saddle_trajectories.csv",
+            "radius": "results/insights/saddle_radius.csv",
+        },
+        {},
+    ),
+    "hessian_trace": ({"table": "results/insights/hessian_trace.csv"}, {}),
+    "flat_minima": (
+        {
+            "table": "results/insights/flat_minima.csv",
+            "paths": "results/insights/flat_minima_paths.csv",
+        },
+        {"section": section("flat_minima")},
+    ),
+    "sharpness_sb_lb": (
+        {
+            "runs": "results/lecture/sb_lb_runs.csv",
+            "keskar": "results/lecture/sb_lb_keskar.csv",
+        },
+        {},
+    ),
+    "interpolation": ({"table": "results/lecture/interpolation.csv"}, {}),
+    "lr_scaling": ({"table": "results/lecture/lr_scaling.csv"}, {}),
+    "sam_vs_sgd": (
+        {
+            "sweep": "results/lecture/sam_sweep.csv",
+            "runs": "results/lecture/sam_vs_sgd.csv",
+        },
+        {},
+    ),
+    "hessian_spectrum": (
+        {
+            "sharpness": "results/lecture/hessian_sharpness.csv",
+            "topk": "results/lecture/hessian_topk.csv",
+            "density": "results/lecture/hessian_density.csv",
+        },
+        {},
+    ),
+    "bouncing": (
+        {
+            "quadratic": "results/lecture/bouncing_quadratic.csv",
+            "valley": "results/lecture/bouncing_valley.csv",
+        },
+        {"bouncing": LECTURE["bouncing"]},
+    ),
+}
+assert list(FIGURE_RULES) == list(
+    FIGURES
+), "every figure of the inventory needs its rule, in inventory order"
+
+
+for fig, (tables, figure_params) in FIGURE_RULES.items():
+
+    rule:
+        name:
+            f"figure_{fig}"
+        input:
+            **tables,
+        output:
+            **figure_outputs(fig),
+        log:
+            f"logs/figures/{fig}.log",
+        benchmark:
+            benchmark_file(f"figure_{fig}")
+        conda:
+            "../envs/samsde.yaml"
+        params:
+            **figure_params,
+        script:
+            f"../../scripts/figure_{fig}.py"
