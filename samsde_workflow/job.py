@@ -24,7 +24,7 @@ class Job:
         self.snakemake = snakemake
         self.rule = snakemake.rule
         params = snakemake.params
-        self.section = params.get("section") if hasattr(params, "get") else getattr(params, "section", None)
+        self.section = getattr(params, "section", None)
         self.settings = self.section[experiment] if experiment and self.section is not None else self.section
         seed = getattr(params, "seed", None)
         self.seed = seed if seed is not None else (self.section or {}).get("seed")

@@ -21,7 +21,7 @@ rule simulate_weak_error:
     params:
         seed=config["seed"],
         device=config["device"],
-        setting=lambda wc: task_setting(config, wc.task),
+        section=lambda wc: task_setting(config, wc.task),
         eta=weak_error_eta,
     script:
         "../../scripts/simulate_weak_error.py"
