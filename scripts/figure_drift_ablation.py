@@ -2,6 +2,7 @@
 
 import matplotlib.pyplot as plt
 
+from samsde.algorithms import get
 from samsde_workflow.io import read_table
 from samsde_workflow.logs import rule_logging
 from samsde_workflow.plotting import PALETTE, finish, log_axes, save_figure, set_style
@@ -24,7 +25,7 @@ with rule_logging(snakemake):
                 ax.plot(d.eta, d.rel_error, "o-", color=PALETTE[model], label=label, ms=3)
                 ax.fill_between(d.eta, d.ci_low, d.ci_high, color=PALETTE[model], alpha=0.2, lw=0)
             log_axes(ax)
-            ax.set_title(f"{task}, {algorithm.upper()}, rho = c eta^{sub.alpha.iloc[0]:g}", fontsize=8)
+            ax.set_title(f"{task}, {get(algorithm).label}, rho = c eta^{sub.alpha.iloc[0]:g}", fontsize=8)
             if j == 0:
                 ax.set_ylabel("relative weak error")
             if i == 0 and j == 0:

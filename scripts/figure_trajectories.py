@@ -3,6 +3,7 @@
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from samsde.algorithms import get
 from samsde_workflow.io import read_table
 from samsde_workflow.logs import rule_logging
 from samsde_workflow.plotting import PALETTE, finish, save_figure, set_style
@@ -32,9 +33,9 @@ with rule_logging(snakemake):
                     d = sub[sub.model == model]
                     ax.plot(d.time, d["mean"], color=PALETTE[model], label=label, lw=1.2)
                     ax.fill_between(d.time, d["mean"] - 2 * d["sem"], d["mean"] + 2 * d["sem"],
-                                    color=PALETTE[model], alpha=0.2, lw=0)  # fmt: skip
+                                    color=PALETTE[model], alpha=0.2, lw=0)
                 eta, rho = sub.eta.iloc[0], sub[sub.model == "own_sde"].rho.iloc[0]
-                ax.set_title(f"{task}, {algorithm.upper()}, eta={eta:g}, rho={rho:.3g}", fontsize=8)
+                ax.set_title(f"{task}, {get(algorithm).label}, eta={eta:g}, rho={rho:.3g}", fontsize=8)
                 ax.set_ylabel("E |grad f| + |x|" if statistic == "grad_norm_plus_norm" else "E f")
                 ax.set_xlabel("time t = k eta")
                 if i == 0 and k == 0 and j == 0:

@@ -37,14 +37,14 @@ def job_row(path: Path) -> dict:
     rule, job = parts[0], "/".join(parts[1:]) or "-"
     return {"rule": rule, "job": job, "stage": stage(rule), "wall_s": float(bench["s"]),
             "cpu_s": float(bench["cpu_time"]), "max_rss_mib": float(bench["max_rss"]),
-            "mean_load_pct": float(bench["mean_load"])}  # fmt: skip
+            "mean_load_pct": float(bench["mean_load"])}
 
 
-with rule_logging(snakemake) as log:  # noqa: F821
-    table = pd.DataFrame([job_row(Path(p)) for p in snakemake.input])  # noqa: F821
+with rule_logging(snakemake) as log:
+    table = pd.DataFrame([job_row(Path(p)) for p in snakemake.input])
     table = table.sort_values("wall_s", ascending=False, ignore_index=True)
     table["share_of_job_time"] = table.wall_s / table.wall_s.sum()
-    write_table(table, snakemake.output.table, {"jobs": len(table)}, None, rule="pipeline_profile")  # noqa: F821
+    write_table(table, snakemake.output.table, {"jobs": len(table)}, None, rule="pipeline_profile")
     by_rule = table.groupby("rule")[["wall_s", "cpu_s"]].sum().sort_values("wall_s", ascending=False)
     log.info("%d jobs, %.0f s of job wall time, %.0f s CPU", len(table), table.wall_s.sum(), table.cpu_s.sum())
     log.info("per rule:\n%s", by_rule.to_string(float_format="%.1f"))
@@ -56,5 +56,5 @@ with rule_logging(snakemake) as log:  # noqa: F821
     ax.set(xlabel="wall time of the job (s)", ylabel="")
     ax.legend(title="stage", loc="lower right", fontsize=8)
     finish(fig, f"Slowest {len(shown)} of {len(table)} jobs: {table.wall_s.sum():.0f} s job wall time, "
-                f"{table.cpu_s.sum():.0f} s CPU in total")  # fmt: skip
-    save_figure(fig, snakemake.output.png)  # noqa: F821
+                f"{table.cpu_s.sum():.0f} s CPU in total")
+    save_figure(fig, snakemake.output.png)

@@ -19,6 +19,6 @@ with rule_logging(snakemake) as log:
             {"table": str(table), "rule": side["rule"], "config_sha256": side["config_sha256"][:16],
              "seed": side["seed"], "git_commit": side["git_commit"],
              **{f"version_{k}": v for k, v in side["packages"].items()}}
-        )  # fmt: skip
+        )
     write_table(pd.DataFrame(rows), snakemake.output[0], {"tables": len(rows)}, None, rule="provenance")
     log.info("%d tables", len(rows))
