@@ -37,7 +37,8 @@ from samsde.tasks import make_task
 EXPERIMENT = "quadratic_stationary"
 #: the algorithm whose stationary loss samsde.theory gives in closed form (at rho = 0 it is SGD's)
 CLOSED_FORM = USAM.name
-#: the diffusion column of the closed-form rows
+#: the diffusion column of the simulated rows (per model) and of the closed-form rows
+MODEL_DIFFUSION = {"discrete": "", "own_sde": "first_order", "own_sde_exact": "exact"}
 THEORY_DIFFUSION = {"theory_discrete": "", "theory_sde_first_order": "first_order", "theory_sde_exact": "exact"}
 
 
@@ -130,13 +131,10 @@ def run(settings: dict, seed: int, device, log: logging.Logger | None = None) ->
                     )
                 )
                 mean, sem, n = mean_sem(averages)
-                diffusion = (
-                    "" if role.model == "discrete" else ("exact" if role.model.endswith("exact") else "first_order")
-                )
                 ident = dict(
                     algorithm=role.algorithm,
                     model=role.model,
-                    diffusion=diffusion,
+                    diffusion=MODEL_DIFFUSION[role.model],
                     scale=scale,
                     rho=rho,
                     eta=eta,
