@@ -79,7 +79,7 @@ def test_ratio_of_means_paired():
     assert low < 1 < high
 
 
-def test_monotone_pairs():
+def test_increasing_shares_of_independent_estimates():
     assert increasing_shares([1, 2, 3], [0.1, 0.1, 0.1]) == (1.0, 1.0, 1.0)
     share, significant, not_decreasing = increasing_shares([1, 1.05, 0.5], [0.1, 0.1, 0.1])
     assert (share, significant, not_decreasing) == (0.5, 0.0, 0.5)
@@ -174,7 +174,7 @@ def test_simulate_with_per_path_starts_and_divergence():
         simulate(task, [DiscreteRunner(task, noise, "sgd", eta, 0.0, "gd")], x0, 4, 5, 1, seed=0)
 
 
-def test_paired_difference_and_monotone_pairs():
+def test_paired_difference_and_paired_increasing_shares():
     a = np.array([1, 1, 0, 1])
     diff, low, high = paired_difference(a, a)
     assert diff == low == high == 0.0
