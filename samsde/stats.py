@@ -1,4 +1,4 @@
-"""Small interval estimators shared by the experiments (numpy in, floats out)."""
+"""The estimators shared by the experiments: means, standard errors and intervals (numpy in, floats out)."""
 
 from __future__ import annotations
 
@@ -31,3 +31,64 @@ def ratio_of_means(a: np.ndarray, b: np.ndarray, z: float = Z95) -> tuple[float,
     ratio = a.mean() / b.mean()
     se = (a - ratio * b).std(ddof=1) / (math.sqrt(a.size) * abs(b.mean()))
     return float(ratio), float(ratio - z * se), float(ratio + z * se)
+
+
+def mean_sem(samples: np.ndarray) -> tuple[float, float, int]:
+    """Mean, standard error s / sqrt(n) (s with ddof 1) and count n of the finite entries (NaN marks a diverged
+    path); the standard error is NaN for n < 2, everything NaN for n = 0."""
+    finite = samples[np.isfinite(samples)]
+    n = finite.size
+    if n == 0:
+        return math.nan, math.nan, 0
+    sem = float(finite.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    return float(finite.mean()), sem, n
+
+
+def finite_path_summary(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Per record of a (n_records, M) array: mean, standard error and count n over the finite paths (NaN where
+    n = 0, resp. n < 2), as columns ``mean``, ``sem``, ``n_paths``."""
+    finite = np.isfinite(values)
+    n = finite.sum(1)
+    filled = np.where(finite, values, 0.0)
+    mean = filled.sum(1) / np.maximum(n, 1)
+    var = (np.where(finite, values - mean[:, None], 0.0) ** 2).sum(1) / np.maximum(n - 1, 1)
+    sem = np.where(n > 1, np.sqrt(var / np.maximum(n, 1)), np.nan)
+    return {"mean": np.where(n > 0, mean, np.nan), "sem": sem, "n_paths": n}
+
+
+def binomial_summary(successes: int, n: int) -> dict[str, float]:
+    """A share p = k / n with its binomial standard error sqrt(p (1 - p) / n) and Wilson 95% interval."""
+    p = successes / n
+    low, high = wilson_interval(successes, n)
+    return {"mean": p, "sem": math.sqrt(p * (1 - p) / n), "ci_low": low, "ci_high": high, "n_paths": n}
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, z: float = Z95) -> tuple[float, float, float]:
+    """Mean of d = a - b over paired samples with its normal interval mean(d) -+ z s_d / sqrt(n)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    se = d.std(ddof=1) / math.sqrt(d.size) if d.size > 1 else math.nan
+    return float(d.mean()), float(d.mean() - z * se), float(d.mean() + z * se)
+
+
+def increasing_shares(means, sems, z: float = Z95) -> tuple[float, float, float]:
+    """For independent estimates expected to increase along a sequence: the shares of consecutive pairs with
+    d = m_{i+1} - m_i > 0, with d > z se (significant increase) and with d > -z se (no significant decrease),
+    se = sqrt(se_i^2 + se_{i+1}^2)."""
+    means, sems = np.asarray(means, dtype=float), np.asarray(sems, dtype=float)
+    diff = np.diff(means)
+    se = np.sqrt(sems[1:] ** 2 + sems[:-1] ** 2)
+    if diff.size == 0:
+        return math.nan, math.nan, math.nan
+    return float(np.mean(diff > 0)), float(np.mean(diff > z * se)), float(np.mean(diff > -z * se))
+
+
+def paired_increasing_shares(samples: list[np.ndarray], z: float = Z95) -> tuple[float, float, float]:
+    """For paired samples (one array per step of a sequence, the same paths in each) expected to have increasing
+    means: the shares of consecutive pairs whose paired difference (:func:`paired_difference`) is > 0, has its
+    interval above 0 (significant increase), and has its interval reaching 0 or above (no significant decrease)."""
+    diffs = [paired_difference(b, a, z) for a, b in zip(samples[:-1], samples[1:], strict=True)]
+    if not diffs:
+        return math.nan, math.nan, math.nan
+    increase = float(np.mean([d > 0 for d, _, _ in diffs]))
+    significant = float(np.mean([low > 0 for _, low, _ in diffs]))
+    return increase, significant, float(np.mean([high >= 0 for _, _, high in diffs]))

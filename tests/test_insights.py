@@ -1,14 +1,8 @@
-"""Fast tests of the pure helpers of the insight scripts (scripts/insight_*.py).
-
-The scripts run their body only as ``__main__`` (Snakemake's ``script:``), so importing them here only defines
-their helpers.
-"""
+"""Fast tests of the pure helpers of the insight experiments (samsde.experiments) and their statistics."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,22 +10,20 @@ import pytest
 import torch
 
 from samsde import DiscreteRunner, make_generator, make_noise, make_task, simulate, theory
-from samsde.stats import ratio_of_means, wilson_interval
-
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-qs = load("insight_quadratic_stationary")
-sd = load("insight_saddle")
-ht = load("insight_hessian_trace")
-fm = load("insight_flat_minima")
+from samsde.experiments import flat_minima as fm
+from samsde.experiments import hessian_trace as ht
+from samsde.experiments import quadratic_stationary as qs
+from samsde.experiments import saddle as sd
+from samsde.experiments.sweep import Role, Sweep, baseline, by_rho, grid, rho_of
+from samsde.stats import (
+    finite_path_summary,
+    increasing_shares,
+    mean_sem,
+    paired_difference,
+    paired_increasing_shares,
+    ratio_of_means,
+    wilson_interval,
+)
 
 SPECTRUM = [0.25, 0.5, 1.0, 4.0]
 
@@ -72,10 +64,10 @@ def test_time_averages_window_and_growth():
 
 
 def test_mean_sem_skips_nan():
-    mean, sem, n = qs.mean_sem(np.array([1.0, 2.0, 3.0, np.nan]))
+    mean, sem, n = mean_sem(np.array([1.0, 2.0, 3.0, np.nan]))
     assert (mean, n) == (2.0, 3)
     assert sem == pytest.approx(1 / math.sqrt(3))
-    assert math.isnan(qs.mean_sem(np.array([np.nan]))[0])
+    assert math.isnan(mean_sem(np.array([np.nan]))[0])
 
 
 def test_ratio_of_means_paired():
@@ -87,9 +79,9 @@ def test_ratio_of_means_paired():
     assert low < 1 < high
 
 
-def test_monotone_pairs():
-    assert qs.monotone_pairs([1, 2, 3], [0.1, 0.1, 0.1]) == (1.0, 1.0, 1.0)
-    share, significant, not_decreasing = qs.monotone_pairs([1, 1.05, 0.5], [0.1, 0.1, 0.1])
+def test_increasing_shares_of_independent_estimates():
+    assert increasing_shares([1, 2, 3], [0.1, 0.1, 0.1]) == (1.0, 1.0, 1.0)
+    share, significant, not_decreasing = increasing_shares([1, 1.05, 0.5], [0.1, 0.1, 0.1])
     assert (share, significant, not_decreasing) == (0.5, 0.0, 0.5)
 
 
@@ -151,7 +143,7 @@ def test_hessian_trace_matrix_sensing_matches_autograd():
 
 def test_path_summary_ignores_diverged_paths():
     values = np.array([[1.0, 3.0, np.nan], [np.nan, np.nan, np.nan]])
-    out = ht.path_summary(values)
+    out = finite_path_summary(values)
     assert out["mean"][0] == 2.0 and math.isnan(out["mean"][1])
     assert out["sem"][0] == pytest.approx(1.0) and list(out["n_paths"]) == [2, 0]
 
@@ -182,11 +174,36 @@ def test_simulate_with_per_path_starts_and_divergence():
         simulate(task, [DiscreteRunner(task, noise, "sgd", eta, 0.0, "gd")], x0, 4, 5, 1, seed=0)
 
 
-def test_paired_difference_and_monotone_pairs():
+def test_paired_difference_and_paired_increasing_shares():
     a = np.array([1, 1, 0, 1])
-    diff, low, high = fm.paired_difference(a, a)
+    diff, low, high = paired_difference(a, a)
     assert diff == low == high == 0.0
     gen = np.random.default_rng(1)
     seq = [(gen.random(400) < p).astype(int) for p in (0.2, 0.5, 0.9)]
-    assert fm.monotone_pairs(seq) == (1.0, 1.0, 1.0)
-    assert fm.monotone_pairs(seq[::-1])[2] == 0.0
+    assert paired_increasing_shares(seq) == (1.0, 1.0, 1.0)
+    assert paired_increasing_shares(seq[::-1])[2] == 0.0
+
+
+# ---- the sweep helper ----------------------------------------------------------------------------------------
+
+
+def test_sweep_pairs():
+    algorithms = ["usam", "sgd", "sam"]
+    assert grid(algorithms, [0.1, 0.2]) == [("sgd", 0.0), ("usam", 0.1), ("usam", 0.2), ("sam", 0.1), ("sam", 0.2)]
+    assert by_rho(algorithms, [0.2, 0.0, 0.1, 0.2]) == [(0.0, ["sgd"]), (0.1, ["usam", "sam"]), (0.2, ["usam", "sam"])]
+    assert baseline() == "sgd" and rho_of("sgd", 0.5) == 0.0 and rho_of("sam", 0.5) == 0.5
+
+
+def test_sweep_roles_key_the_results():
+    """Every runner's results are found under its name, and its role says what it is (nothing is parsed)."""
+    task = make_task("quadratic", spectrum=[1.0, 2.0])
+    sweep = Sweep(task, make_noise("isotropic", task, sigma=0.1), eta=0.01)
+    sweep.discrete("sgd", 0.0)
+    sweep.discrete("usam", 0.1)
+    sweep.sde("usam", 0.1)
+    result = sweep.simulate(torch.ones(2), 4, 3, 1, seed=0, stream=("test",))
+    roles = [role for _, role in sweep]
+    assert roles == [Role("sgd", "discrete", 0.0), Role("usam", "discrete", 0.1), Role("usam", "own_sde", 0.1)]
+    assert set(result.values) == set(sweep.roles)
+    with pytest.raises(ValueError, match="unique"):
+        sweep.discrete("sgd", 0.0)
