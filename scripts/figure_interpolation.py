@@ -2,21 +2,19 @@
 
 import matplotlib.pyplot as plt
 
-from samsde_workflow.io import read_table
-from samsde_workflow.logs import rule_logging
+from samsde_workflow.job import Job
 from samsde_workflow.plotting import finish, save_figure, set_style
 
 SPLITS = {"train": ("training set", "#222222", "-"), "test": ("test set", "#7570b3", "--")}
+QUANTITIES = (("loss", "cross-entropy", 1), ("accuracy", "accuracy (%)", 100))
 
-with rule_logging(snakemake):
+with Job(snakemake) as job:
     set_style()
-    table = read_table(snakemake.input.table)
-    n_seeds = table.seed.nunique()
+    table = job.read("table")
     stats = table.groupby("alpha").agg(["mean", "sem"])
     alpha = stats.index.to_numpy()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, (quantity, ylabel, scale) in zip(axes, (("loss", "cross-entropy", 1), ("accuracy", "accuracy (%)", 100)),
-                                             strict=True):  # fmt: skip
+    for ax, (quantity, ylabel, scale) in zip(axes, QUANTITIES, strict=True):
         for split, (label, color, style) in SPLITS.items():
             mean = stats[(f"{split}_{quantity}", "mean")].to_numpy() * scale
             sem = stats[(f"{split}_{quantity}", "sem")].to_numpy() * scale
@@ -29,6 +27,9 @@ with rule_logging(snakemake):
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
     axes[0].set_yscale("log")
-    finish(fig, f"Linear interpolation between small- and large-batch SGD solutions on digits (MLP; mean ± s.e. over "
-                f"{n_seeds} seeds): small-scale reconstruction of Keskar et al.")  # fmt: skip
+    finish(
+        fig,
+        "Linear interpolation between small- and large-batch SGD solutions on digits (MLP; mean ± s.e. over "
+        f"{table.seed.nunique()} seeds): small-scale reconstruction of Keskar et al.",
+    )
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)

@@ -1,4 +1,5 @@
-"""Tests for samsde.lecture: data, model, training loop, statistics, and full-batch SAM on toy landscapes.
+"""Tests for samsde.lecture (data, model, training loop, statistics, full-batch SAM on toy landscapes) and the
+experiment modules of samsde.experiments.lecture.
 
 The bouncing tests check full-batch SAM against its closed-form two-cycle on f = lam x^2 / 2: from x > 0 one step
 is x+ = x - eta lam (x + rho), so x+ = -x gives the amplitude a = eta lam rho / (2 - eta lam).
@@ -13,6 +14,8 @@ import torch
 
 from samsde import lecture as lec
 from samsde import make_generator
+from samsde.experiments.lecture import bouncing
+from samsde.experiments.lecture.common import baseline, data_and_model
 
 DTYPE = torch.float64
 
@@ -80,10 +83,10 @@ def test_mlp_init_is_seeded_and_bounded():
 
 
 def _fit(data, method="sgd", rho=0.0, batch_seed=0, **kwargs):
-    cfg = {"hidden": [16], "activation": "relu", "dtype": "float64"}
+    mlp = lec.MLP(hidden=[16], activation="relu", dtype="float64")
     options = dict(lr=0.1, momentum=0.9, batch_size=64, max_epochs=2) | kwargs
     model, result = lec.fit_mlp(
-        data, cfg, make_generator(0, "init"), make_generator(batch_seed, "batches"), method=method, rho=rho, **options
+        data, mlp, make_generator(0, "init"), make_generator(batch_seed, "batches"), method=method, rho=rho, **options
     )
     return torch.cat([p.detach().flatten() for p in model.parameters()]), result
 
@@ -252,3 +255,62 @@ def test_sam_drifts_to_flatter_regions_of_the_valley_and_gd_does_not():
     gd = lec.run_full_batch("sgd", v.grad, x0, 0.3, 0.0, 1000)
     assert v.lambda_max(sam[-1]).item() < 0.3 * v.lambda_max(x0).item()
     assert v.lambda_max(gd[-1]).item() > 0.9 * v.lambda_max(x0).item()
+
+
+# ---------------------------------------------------------------------------
+# Experiment modules
+# ---------------------------------------------------------------------------
+
+
+def test_data_and_model_read_a_rule_section_and_share_the_split():
+    section = {
+        "seed": 3,
+        "data": {"dataset": "breast_cancer", "test_fraction": 0.25},
+        "model": {"hidden": [4], "activation": "tanh", "dtype": "float32"},
+    }
+    data, mlp = data_and_model(section)
+    again = lec.shared_split("breast_cancer", 0.25, 3, torch.float32)
+    assert all(torch.equal(a, b) for a, b in zip(data, again, strict=True))
+    assert mlp == lec.MLP(hidden=(4,), activation="tanh", dtype=torch.float32)
+    assert mlp.build(data, make_generator(0, "m"))[0].weight.shape == (4, 30)
+    assert baseline(["sam", "sgd", "usam"]) == "sgd"
+    with pytest.raises(ValueError):
+        baseline(["sam", "usam"])
+
+
+def test_bouncing_experiment_tables_and_claims():
+    settings = {
+        "n_seeds": 4,
+        "quadratic": {
+            "spectrum": [2.0, 1.0, 0.5],
+            "eta": 0.6,
+            "rho": 0.1,
+            "n_steps": 300,
+            "window": 20,
+            "rel_tol": 1e-6,
+        },
+        "valley": {
+            "a_max": 4.0,
+            "a_min": 0.5,
+            "width": 1.0,
+            "slope": 0.002,
+            "eta": 0.3,
+            "rho": 0.2,
+            "n_steps": 1000,
+            "record_every": 10,
+            "start": [0.5, -1.0],
+            "jitter": 0.05,
+            "max_ratio": 0.5,
+        },
+    }
+    tables = bouncing.run(settings, seed=0)
+    assert set(tables) == {"quadratic", "valley"}
+    assert len(tables["quadratic"]) == 4 * 301 * 3 and set(tables["valley"].algorithm) == {"sam", "gd"}
+    claims = bouncing.claims(tables, settings)
+    assert [c.claim_id.rsplit(".", 1)[1] for c in claims] == [
+        "two_cycle_amplitude",
+        "two_cycle_alternates",
+        "valley_sam_flatter",
+        "valley_gd_control",
+    ]
+    assert all(c.passed for c in claims), [(c.claim_id, c.value) for c in claims]
