@@ -29,15 +29,14 @@ def resolve_device(name: str) -> torch.device:
 def moved(obj, device: torch.device | str):
     """A shallow copy of ``obj`` (a task or a noise model) with every tensor attribute on ``device``.
 
-    Attributes that are themselves tasks or noise models (a mini-batch noise model's task) are moved too; caches
-    tied to the old device (a network's scratch workspace, its augmented inputs) are dropped and rebuilt on use.
+    Attributes that can move themselves (a mini-batch noise model's task) are moved by their own ``to``, so an
+    object with caches tied to the old device drops them there (see ``OneHiddenLayerNet.to``); this function knows
+    no object's internals.
     """
     device = torch.device(device)
     out = copy.copy(obj)
     for name, value in list(vars(out).items()):
-        if name in ("_workspace", "_inputs_augmented"):
-            del out.__dict__[name]
-        elif isinstance(value, Tensor):
+        if isinstance(value, Tensor):
             out.__dict__[name] = value.to(device)
         elif hasattr(value, "to") and hasattr(value, "device") and not isinstance(value, torch.device):
             out.__dict__[name] = value.to(device)

@@ -9,6 +9,7 @@ import torch
 
 import samsde
 from samsde.noise import MiniBatch
+from samsde.tasks import random_orthogonal
 
 DTYPE = torch.float64
 M = 3
@@ -105,6 +106,20 @@ def test_quadratic_dense_hessian_is_the_matrix():
     # rotate=True: H is not diagonal but has exactly the given spectrum
     assert (task.H - torch.diag(torch.diagonal(task.H))).abs().max() > 0.1
     assert torch.allclose(task.eigenvalues, torch.tensor([-1.5, 0.5, 1.0, 2.0], dtype=DTYPE), atol=1e-13)
+
+
+def test_random_orthogonal_is_orthogonal_seeded_and_the_quadratic_rotation():
+    q = random_orthogonal(5, samsde.make_generator(0, "rotation"))
+    assert q.dtype == DTYPE
+    torch.testing.assert_close(q.T @ q, torch.eye(5, dtype=DTYPE), rtol=0, atol=1e-14)
+    assert torch.equal(q, random_orthogonal(5, samsde.make_generator(0, "rotation")))
+    assert random_orthogonal(3, samsde.make_generator(0, "r"), torch.float32).dtype == torch.float32
+    # the quadratic's rotation is this matrix, drawn from the task's own stream
+    spectrum = [2.0, -1.5, 0.5, 1.0]
+    task = samsde.make_task("quadratic", spectrum=spectrum, rotate=True, seed=3)
+    r = random_orthogonal(4, samsde.make_generator(3, "quadratic"))
+    h = (r * torch.tensor(spectrum, dtype=DTYPE)) @ r.T
+    assert torch.equal(task.H, (h + h.T) / 2)
 
 
 # ---------------------------------------------------------------------------
