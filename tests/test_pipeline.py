@@ -68,8 +68,12 @@ def test_claims_table_has_every_claim(smoke_run):
                     assert f"order1_own_sde.{task}.{algorithm}.{scaling}{suffix}" in ids
                     assert f"own_beats_sgd_sde.{task}.{algorithm}.{scaling}{suffix}" in ids
     assert claims.passed.isin([True, False]).all()
-    for column in ("value", "expected", "quantity"):
+    for column in ("expected", "quantity"):
         assert claims[column].notna().all(), column
+    # a value is missing only where nothing could be measured, and then the claim fails and says why (at the smoke
+    # config's two etas a weak-error slope has fewer than 3 resolved points)
+    unmeasured = claims[claims.value.isna()]
+    assert (~unmeasured.passed).all() and unmeasured.note.str.contains("not a pass").all(), unmeasured.claim_id
 
 
 def test_tables_are_tidy_with_provenance(smoke_run):
@@ -114,7 +118,7 @@ def test_profile_has_every_job(smoke_run):
     """results/profile.csv: one row per job of the DAG (all but the profile itself and the target), measured times."""
     profile = pd.read_csv(smoke_run / "results" / "profile.csv")
     jobs = list((smoke_run / "results" / "benchmarks").rglob("*.tsv"))
-    assert len(profile) == len(jobs) >= 40
+    assert len(profile) == len(jobs) >= 30  # 34 jobs on the smoke config
     assert {"simulate_weak_error", "saddle", "figure_weak_error", "lecture_sam_vs_sgd", "claims"} <= set(profile.rule)
     assert (profile.wall_s > 0).all() and (profile.cpu_s >= 0).all() and (profile.max_rss_mib > 0).all()
     assert profile.wall_s.is_monotonic_decreasing

@@ -76,9 +76,10 @@ def test_killed_run_recovers_without_truncated_outputs(tmp_path):
     for table in (workdir / "results").rglob("*.csv") if (workdir / "results").exists() else []:
         pd.read_csv(table)  # whatever exists is complete (written atomically)
 
-    # a SIGKILLed Snakemake leaves its lock behind: the documented recovery is --unlock, then the same command
+    # a SIGKILLed Snakemake leaves its lock behind, and the outputs of a job killed between two of its tables marked
+    # incomplete: the documented recovery is --unlock, then the same command with --rerun-incomplete
     run(snakemake_cmd(workdir, config, "--unlock"))
-    run(snakemake_cmd(workdir, config, "--cores", "2", TARGET))
+    run(snakemake_cmd(workdir, config, "--cores", "2", "--rerun-incomplete", TARGET))
     for table in (workdir / "results").rglob("*.csv"):
         frame = pd.read_csv(table)
         assert len(frame) > 0, table

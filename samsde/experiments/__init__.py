@@ -1,0 +1,1 @@
+"""Experiments as functions: settings in, tidy tables and claims out (no file I/O)."""
