@@ -380,7 +380,7 @@ def main() -> None:
                 "diff err": [f"{v:.2e}" for v in a["errs"]["relative_diffusion_error"]],
                 "diff corr err": [f"{v:.2e}" for v in a["errs"]["relative_diffusion_correction_error"]],
                 "s/step": [f"{c['median'][f'K={k}']:.3g}" for k in KS],
-                "x usam": [f"{c['median'][f'K={k}'] / c['median']['usam']:.1f}" for k in KS],
+                "x usam": [f"{c['median'][f'K={k}'] / c['median'][USAM.name]:.1f}" for k in KS],
                 "load": [f"{c['load'][f'K={k}']:.2f}" for k in KS],
             }
         )
@@ -388,12 +388,12 @@ def main() -> None:
         print(
             "  log-log slopes: "
             + ", ".join(f"{e.removeprefix('relative_')} {s:+.3f}" for e, s in a["slopes"].items())
-            + f"; USAM SDE {c['median']['usam']:.3g} s/step (load {c['load']['usam']:.2f})"
+            + f"; USAM SDE {c['median'][USAM.name]:.3g} s/step (load {c['load'][USAM.name]:.2f})"
         )
         print(
             "  closed form vs the K_ref reference (the reference's own Monte Carlo error): "
             + ", ".join(f"{e.removeprefix('relative_')} {v:.2e}" for e, v in a["closed"].items())
-            + f"; {c['median'][CLOSED]:.3g} s/step = {c['median'][CLOSED] / c['median']['usam']:.2f} x usam"
+            + f"; {c['median'][CLOSED]:.3g} s/step = {c['median'][CLOSED] / c['median'][USAM.name]:.2f} x usam"
         )
     if weak is not None:
         print(

@@ -440,7 +440,7 @@ def summarize(df: pd.DataFrame, n_paths: int) -> dict[str, list[str]]:
             paths = {v: m_ex if v in EXACT else n_paths for v in VARIANTS}
             row: dict = {"d": dim, "M_ex": m_ex}
             row.update({short[v]: med.get((task, dim, v, paths[v]), math.nan) for v in VARIANTS})
-            sam, sam_ref = row["sam"], med.get((task, dim, "sam_step", m_ex), math.nan)
+            sam, sam_ref = row[SAM.name], med.get((task, dim, "sam_step", m_ex), math.nan)
             for v in FIRST_ORDER:
                 row[f"{short[v]}/sam"] = row[short[v]] / sam
             for v in EXACT:

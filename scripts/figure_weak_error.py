@@ -42,8 +42,7 @@ def draw(ax, sub, fits, key):
 
 with Job(snakemake) as job:
     set_style()
-    p = snakemake.params
-    errors = job.read("errors")
+    p, errors = snakemake.params, job.read("errors")
     fits = job.read("slopes").set_index(["task", "algorithm", "scaling", "model", "statistic"])
     rows, columns = [(t, s) for t in p.tasks for s in p.scalings], [*p.algorithms, CONTROL[0]]
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.3 * len(columns), 2.6 * len(rows)), squeeze=False)

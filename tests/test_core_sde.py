@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import samsde
-from samsde.noise import make_noise
 from samsde.algorithms import get
+from samsde.noise import make_noise
 from samsde.theory import ou_moments, usam_diffusion_variance, usam_drift_rate
 from samsde.weak_error import fit_loglog_slope
 

@@ -16,6 +16,7 @@ from samsde import lecture as lec
 from samsde import make_generator
 from samsde.experiments.lecture import bouncing
 from samsde.experiments.lecture.common import baseline, data_and_model
+from samsde.tasks import random_orthogonal
 
 DTYPE = torch.float64
 
@@ -189,7 +190,7 @@ def test_sam_on_1d_quadratic_settles_in_the_closed_form_two_cycle(lam, eta, rho)
 
 def test_sam_two_cycle_is_along_the_top_eigenvector():
     lam = torch.tensor([2.0, 1.0, 0.5], dtype=DTYPE)
-    q = lec.random_rotation(3, make_generator(0, "rot"))
+    q = random_orthogonal(3, make_generator(0, "rot"))
     assert torch.allclose(q.T @ q, torch.eye(3, dtype=DTYPE), atol=1e-12)
     h = q @ torch.diag(lam) @ q.T
     eta, rho = 0.6, 0.1

@@ -16,7 +16,6 @@ from samsde.lecture.full_batch import (
     TwoCycle,
     Valley,
     quadratic_two_cycle_amplitude,
-    random_rotation,
     run_full_batch,
     two_cycle_summary,
 )
@@ -53,7 +52,6 @@ __all__ = [
     "make_optimizer",
     "mean_ci",
     "quadratic_two_cycle_amplitude",
-    "random_rotation",
     "run_full_batch",
     "shared_split",
     "solution_metrics",

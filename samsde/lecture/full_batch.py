@@ -51,12 +51,6 @@ def two_cycle_summary(p: Tensor) -> TwoCycle:
     return TwoCycle(mean, spread, alternation)
 
 
-def random_rotation(d: int, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> Tensor:
-    """A Haar-random orthogonal matrix (QR of a Gaussian matrix with the sign convention that makes it uniform)."""
-    q, r = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=dtype))
-    return q * torch.sign(torch.diagonal(r))
-
-
 def run_full_batch(
     algorithm, grad_fn: Callable[[Tensor], Tensor], x0: Tensor, eta: float, rho: float, n_steps: int
 ) -> Tensor:

@@ -23,11 +23,11 @@ from samsde.lecture import (
     Valley,
     mean_ci,
     quadratic_two_cycle_amplitude,
-    random_rotation,
     run_full_batch,
     two_cycle_summary,
 )
 from samsde.seeding import make_generator
+from samsde.tasks import random_orthogonal
 
 DTYPE = torch.float64
 GD = "gd"  #: the valley table's name of full-batch SGD (gradient descent)
@@ -40,7 +40,7 @@ def stream(seed: int, *keys):
 def quadratic(settings: dict, seed: int, n_seeds: int) -> pd.DataFrame:
     """Eigen-coordinates ``<x_k, v_i>`` of full-batch SAM on the rotated quadratic, one row per start, step, i."""
     lam = torch.tensor(settings["spectrum"], dtype=DTYPE)
-    rotation = random_rotation(lam.numel(), stream(seed, "rotation"), DTYPE)
+    rotation = random_orthogonal(lam.numel(), stream(seed, "rotation"), DTYPE)
     hessian = rotation @ torch.diag(lam) @ rotation.T
     x0 = torch.randn(n_seeds, lam.numel(), generator=stream(seed, "x0"), dtype=DTYPE)
     xs = run_full_batch(SAM.name, lambda x: x @ hessian, x0, settings["eta"], settings["rho"], settings["n_steps"])
