@@ -69,7 +69,9 @@ assert list(FIGURE_RULES) == list(
 ), "every figure of the inventory needs its rule, in inventory order"
 
 
-for fig, (tables, figure_params) in FIGURE_RULES.items():
+def figure_rule(fig, tables, figure_params):
+    """Define the rule figure_<fig>.  A function, not a loop body: the script path is evaluated when the job runs,
+    and a loop variable would by then be the last figure's."""
 
     rule:
         name:
@@ -88,3 +90,7 @@ for fig, (tables, figure_params) in FIGURE_RULES.items():
             **figure_params,
         script:
             f"../../scripts/figure_{fig}.py"
+
+
+for fig, (tables, figure_params) in FIGURE_RULES.items():
+    figure_rule(fig, tables, figure_params)
