@@ -1,10 +1,16 @@
-"""The estimators shared by the experiments: means, standard errors and intervals (numpy in, floats out)."""
+"""The estimators shared by the experiments: means, standard errors and intervals (floats out).
+
+One module for them all: the insights' path statistics, the lecture's Student-t intervals over seeds (``mean_ci``)
+and the sharpness measures' Monte Carlo estimates (``mean_stderr``); the weak-error statistics on (n_steps, M)
+tensors are in :mod:`samsde.weak_error`."""
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
+import torch
 
 #: two-sided 95% standard normal quantile
 Z95 = 1.959963984540054
@@ -92,3 +98,34 @@ def paired_increasing_shares(samples: list[np.ndarray], z: float = Z95) -> tuple
     increase = float(np.mean([d > 0 for d, _, _ in diffs]))
     significant = float(np.mean([low > 0 for _, low, _ in diffs]))
     return increase, significant, float(np.mean([high >= 0 for _, _, high in diffs]))
+
+
+class Estimate(NamedTuple):
+    """A Monte Carlo estimate and its standard error ``std / sqrt(n)``."""
+
+    mean: float
+    stderr: float
+
+
+def mean_stderr(samples: list[float]) -> Estimate:
+    """Mean and standard error std(samples, ddof=1) / sqrt(n) of Monte Carlo samples."""
+    x = torch.tensor(samples, dtype=torch.float64)
+    return Estimate(x.mean().item(), (x.std(correction=1) / math.sqrt(x.numel())).item())
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float, float]:
+    """Mean, standard error and Student-t confidence interval ``mean +- t_{n-1} s.e.`` of i.i.d. values.
+
+    Used on per-seed values and on per-seed paired differences (same init and batch order), where the
+    pairing removes the seed-to-seed variation common to both arms.
+    """
+    from scipy import stats
+
+    x = torch.from_numpy(np.asarray(values, dtype=np.float64)).flatten()  # also takes a pandas Series
+    n = x.numel()
+    if n < 2:
+        raise ValueError(f"need at least two values, got {n}")
+    mean = x.mean().item()
+    se = (x.std(correction=1) / math.sqrt(n)).item()
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * se
+    return mean, se, mean - half, mean + half

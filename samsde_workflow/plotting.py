@@ -10,18 +10,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from samsde.algorithms import ALGORITHMS  # noqa: E402
 from samsde_workflow.io import atomic_path  # noqa: E402
 
-#: one colour per model / algorithm, used by every figure
+#: one colour per model and per algorithm (the registry's), used by every figure
 PALETTE = {
     "discrete": "#222222",
     "own_sde": "#d95f02",
     "sgd_sde": "#1b9e77",
     "drift_only": "#7570b3",
-    "sgd": "#1b9e77",
-    "usam": "#d95f02",
-    "sam": "#7570b3",
-    "dnsam": "#e7298a",
+    **{name: algorithm.color for name, algorithm in ALGORITHMS.items()},
     "theory": "#666666",
 }
 

@@ -13,7 +13,7 @@ MODELS = {"discrete": "discrete", "own_sde": "own SDE", "sgd_sde": "SGD SDE"}
 with rule_logging(snakemake):
     set_style()
     traj = pd.concat([read_table(f) for f in snakemake.input.trajectories], ignore_index=True)
-    # the SGD SDE is simulated once per (task, eta) and shared by every algorithm (its rows: algorithm "sgd")
+    # the SGD SDE is simulated once per (task, eta) and shared by every algorithm (its rows: the control algorithm)
     sgd_sde = traj[traj.model == "sgd_sde"]
     traj = traj[(traj.alpha == 0.5) & traj.model.isin(["discrete", "own_sde"])]
     traj = pd.concat([traj, *(sgd_sde.assign(algorithm=a) for a in snakemake.params.algorithms)])

@@ -31,6 +31,7 @@ class Algorithm:
 
     name: ClassVar[str]
     label: ClassVar[str]  # for figures and claims, e.g. "USAM"
+    color: ClassVar[str] = "#666666"  # its colour in every figure
     #: the SDE needs the moments E[u] and Cov(Z, u) of the normalized noisy gradient (SAM)
     needs_inner_moments: ClassVar[bool] = False
     #: the matrix-free first-order diffusion needs isotropic noise Sigma = sigma^2 I

@@ -19,6 +19,7 @@ def _factor(model, p):
 class DNSAM(Algorithm):
     name = "dnsam"
     label = "DNSAM"
+    color = "#e7298a"
 
     def perturbation(self, g, full_grad, rho):
         return rho * safe_inverse_norm(full_grad()) * g

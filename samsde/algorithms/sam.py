@@ -18,6 +18,7 @@ from samsde.algorithms.base import Algorithm, dense_hessian, safe_inverse_norm, 
 class SAM(Algorithm):
     name = "sam"
     label = "SAM"
+    color = "#7570b3"
     needs_inner_moments = True
     first_order_needs_isotropic = True
 

@@ -8,6 +8,7 @@ from samsde.algorithms.base import Algorithm
 class SGD(Algorithm):
     name = "sgd"
     label = "SGD"
+    color = "#1b9e77"
 
     def drift(self, model, p):
         return -p.grad

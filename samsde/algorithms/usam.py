@@ -13,6 +13,7 @@ from samsde.algorithms.base import Algorithm, dense_hessian, sharpened, symmetri
 class USAM(Algorithm):
     name = "usam"
     label = "USAM"
+    color = "#d95f02"
 
     def perturbation(self, g, full_grad, rho):
         return rho * g

@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from samsde.stats import mean_ci
 
-def mean_ci(values, level: float = 0.95) -> tuple[float, float, float, float]:
-    """Mean, standard error and Student-t confidence interval ``mean +- t_{n-1} s.e.`` of i.i.d. values.
-
-    Used on per-seed values and on per-seed paired differences (same init and batch order), where the
-    pairing removes the seed-to-seed variation common to both arms.
-    """
-    from scipy import stats
-
-    x = torch.from_numpy(np.asarray(values, dtype=np.float64)).flatten()  # also takes a pandas Series
-    n = x.numel()
-    if n < 2:
-        raise ValueError(f"need at least two values, got {n}")
-    mean = x.mean().item()
-    se = (x.std(correction=1) / math.sqrt(n)).item()
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * se
-    return mean, se, mean - half, mean + half
+__all__ = ["bootstrap_gap_closed", "mean_ci"]
 
 
 def bootstrap_gap_closed(

@@ -40,7 +40,7 @@ through loss values at perturbed points), ``_core`` (checks, H v, probes).
 
 from __future__ import annotations
 
-from samsde.sharpness._core import Estimate, LossClosure, hvp
+from samsde.sharpness._core import LossClosure, hvp
 from samsde.sharpness.curvature import (
     EigenPair,
     SpectralDensity,
@@ -57,6 +57,7 @@ from samsde.sharpness.perturbation import (
     keskar_sharpness,
     worst_direction_sharpness,
 )
+from samsde.stats import Estimate
 
 __all__ = [
     "EigenPair",

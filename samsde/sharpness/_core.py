@@ -1,24 +1,16 @@
 """What every sharpness measure shares: argument checks, the loss value, gradient and Hessian-vector products of
-a loss closure ``loss(theta) -> scalar``, random probe vectors and a Monte Carlo estimate."""
+a loss closure ``loss(theta) -> scalar`` and random probe vectors (the Monte Carlo estimate: samsde.stats)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from numbers import Real
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 LossClosure = Callable[[Tensor], Tensor]
-
-
-class Estimate(NamedTuple):
-    """A Monte Carlo estimate and its standard error ``std / sqrt(n)``."""
-
-    mean: float
-    stderr: float
 
 
 def _check_positive(name: str, value: object) -> float:
@@ -123,7 +115,3 @@ def _rademacher(like: Tensor, generator: torch.Generator | None) -> Tensor:
     return bits.to(like.dtype) * 2 - 1
 
 
-def _estimate(samples: list[float]) -> Estimate:
-    """Mean and standard error std(samples, ddof=1) / sqrt(n) of Monte Carlo samples."""
-    x = torch.tensor(samples, dtype=torch.float64)
-    return Estimate(x.mean().item(), (x.std(correction=1) / math.sqrt(x.numel())).item())

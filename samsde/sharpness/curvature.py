@@ -11,16 +11,15 @@ import torch
 from torch import Tensor
 
 from samsde.sharpness._core import (
-    Estimate,
     LossClosure,
     _check_int,
     _check_positive,
     _check_theta,
-    _estimate,
     _gaussian,
     _hessian_operator,
     _rademacher,
 )
+from samsde.stats import Estimate, mean_stderr
 
 
 class EigenPair(NamedTuple):
@@ -310,4 +309,4 @@ def hutchinson_trace(
     for _ in range(n_samples):
         z = _rademacher(theta, generator)
         samples.append(torch.dot(z, matvec(z)).item())
-    return _estimate(samples)
+    return mean_stderr(samples)

@@ -9,17 +9,16 @@ import torch
 from torch import Tensor
 
 from samsde.sharpness._core import (
-    Estimate,
     LossClosure,
     _check_int,
     _check_like,
     _check_positive,
     _check_theta,
-    _estimate,
     _gaussian,
     _value,
     _value_and_grad,
 )
+from samsde.stats import Estimate, mean_stderr
 
 
 def _project(e: Tensor, radius: float) -> Tensor:
@@ -153,7 +152,7 @@ def average_direction_sharpness(
         else:
             value = _value(loss, theta + e)
         samples.append(value - f0)
-    return _estimate(samples)
+    return mean_stderr(samples)
 
 
 def keskar_sharpness(
