@@ -69,9 +69,9 @@ assert list(FIGURE_RULES) == list(
 ), "every figure of the inventory needs its rule, in inventory order"
 
 
-def figure_rule(fig, tables, figure_params):
-    """Define the rule figure_<fig>.  A function, not a loop body: the script path is evaluated when the job runs,
-    and a loop variable would by then be the last figure's."""
+# Each rule's outputs carry the wildcard {fig}, constrained to its one figure id, so that the script path can name
+# it: a script path is evaluated when the job runs, when a loop variable would be the last figure's.
+for fig, (tables, figure_params) in FIGURE_RULES.items():
 
     rule:
         name:
@@ -79,18 +79,21 @@ def figure_rule(fig, tables, figure_params):
         input:
             **tables,
         output:
-            **figure_outputs(fig),
+            png=report(
+                "results/figures/{fig}.png",
+                caption=f"../report/{fig}.rst",
+                category=FIGURES[fig],
+            ),
+            pdf="results/figures/{fig}.pdf",
         log:
-            f"logs/figures/{fig}.log",
+            "logs/figures/{fig}.log",
         benchmark:
-            benchmark_file(f"figure_{fig}")
+            benchmark_file("figure_{fig}", fig=[fig])
+        wildcard_constraints:
+            fig=fig,
         conda:
             "../envs/samsde.yaml"
         params:
             **figure_params,
         script:
-            f"../../scripts/figure_{fig}.py"
-
-
-for fig, (tables, figure_params) in FIGURE_RULES.items():
-    figure_rule(fig, tables, figure_params)
+            "../../scripts/figure_{wildcards.fig}.py"
