@@ -6,7 +6,8 @@ from samsde_workflow.claims import claims_frame
 from samsde_workflow.job import Job
 
 with Job(snakemake) as job:
-    errors, slopes = weak_error.aggregate(job.read("errors"), job.read("replicates"))
+    replicates = job.read("replicates")
+    errors, slopes = weak_error.aggregate(job.read("errors"), replicates)
     job.log.info("\n%s", slopes.to_string())
-    claims = weak_error.claims(errors, slopes, job.read("replicates"), job.section, snakemake.params.claims)
+    claims = weak_error.claims(errors, slopes, replicates, job.section, snakemake.params.claims)
     job.write(errors=errors, slopes=slopes, claims=claims_frame(claims))

@@ -26,12 +26,21 @@ import torch
 
 from samsde.algorithms import get
 from samsde.algorithms.sgd import SGD
+from samsde.claims import Claim, in_range
 from samsde.noise import NoiseModel
 from samsde.sde import SDEModel
 from samsde.seeding import make_generator
 from samsde.simulate import OBSERVABLES, DiscreteRunner, SDERunner, SimulationResult, simulate
 from samsde.tasks import Task
-from samsde.weak_error import bootstrap_weights, paired_error, path_summary, richardson
+from samsde.weak_error import (
+    FLOOR_FACTOR,
+    bootstrap_weights,
+    fit_loglog_slope,
+    paired_error,
+    path_summary,
+    quantile_interval,
+    richardson,
+)
 
 TEST_FUNCTIONS = ("grad_norm_plus_norm", "loss")
 SDE_MODELS = ("own_sde", "sgd_sde", "drift_only")
@@ -199,8 +208,6 @@ def fit_slopes(errors: pd.DataFrame, replicates: pd.DataFrame, level: float = 0.
     Only points that are resolved (above ``FLOOR_FACTOR`` times their noise floor) and not diverged enter a fit;
     ``n_points`` says how many did, and a fit on fewer than ``MIN_FIT_POINTS`` is not usable (``usable``).
     ``max_solver_share`` is the largest solver bias |E_r - E_2r| relative to the model error among those points."""
-    from samsde.weak_error import fit_loglog_slope
-
     rows = []
     for key, grp in errors.groupby(GROUP, sort=True):
         grp = grp.sort_values("eta")
@@ -255,9 +262,6 @@ class _Evidence:
 
     def slope_claim(self, claim_id, source, claim, fit, expected, passed, note=""):
         """A claim on a fitted slope; a fit on fewer than 3 resolved points is never a pass."""
-        from samsde.claims import Claim
-        from samsde.weak_error import FLOOR_FACTOR
-
         used = f"fit on {fit.n_points} of {fit.n_etas} etas (points above {FLOOR_FACTOR:g}x their noise floor)"
         if not fit.usable:
             used, passed = f"{used}: fewer than 3 resolved points, not a pass", False
@@ -270,9 +274,6 @@ class _Evidence:
 
     def cell_claims(self, task, algorithm, scaling, alpha, statistic, control_ok):
         """The claims of one (task, algorithm, scaling, test function)."""
-        from samsde.claims import Claim, in_range
-        from samsde.weak_error import quantile_interval
-
         lo, hi = self.own_range
         suffix, label = CLAIM_LABELS[statistic]
         tag, where = f"{task}.{algorithm}.{scaling}{suffix}", f"({task}, rho = c eta^{alpha:g}, {label})"
@@ -328,8 +329,6 @@ def claims(
     for each algorithm and scaling the own SDE's order 1, the SGD SDE's failure to be order 1 under
     rho = c sqrt(eta), own vs SGD SDE, the drift ablation, and last the solver's share (``solver_error.*``).
     ``settings`` is the ``weak_error`` config section, ``thresholds`` the ``claims`` one."""
-    from samsde.claims import Claim, in_range
-
     ev = _Evidence(errors, replicates, slopes.set_index(["task", "algorithm", "scaling", "model", "statistic"]),
                    tuple(thresholds["own_slope_range"]), thresholds["sgd_slope_max"], level)  # fmt: skip
     lo, hi = ev.own_range
