@@ -26,13 +26,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from samsde import minibatch
 from samsde._kept import KeptAt
 from samsde.algorithms import check_step_sizes, get, safe_inverse_norm
-from samsde.noise import NoiseModel
+from samsde.noise import MiniBatch, NoiseModel
 from samsde.projected_normal import sam_coefficients
 from samsde.tasks import Linearization, Task
 
-DIFFUSION_MODES = ("first_order", "exact")
+DIFFUSION_MODES = ("first_order", "exact", "sampled")
+#: the SDE on mini-batch noise: the paper's (samsde.minibatch), or section 3's additive-noise formulas with the
+#: mini-batch Sigma swapped in (an ablation)
+MINIBATCH_FORMULAS = ("paper", "additive")
 
 
 @dataclass
@@ -164,6 +168,8 @@ class SDEModel:
         inner_samples: int = 64,
         generator: torch.Generator | None = None,
         sam_moments: str = "auto",
+        minibatch_formula: str = "paper",
+        inner_hold: int = 1,
     ):
         diffusion = drift if diffusion is None else diffusion
         drift_algorithm, diffusion_algorithm = get(drift), get(diffusion)
@@ -174,6 +180,18 @@ class SDEModel:
             raise ValueError(f"inner_samples must be >= 2, got {inner_samples}")
         if sam_moments not in SAM_MOMENTS:
             raise ValueError(f"unknown sam_moments {sam_moments!r}; known: {list(SAM_MOMENTS)}")
+        if minibatch_formula not in MINIBATCH_FORMULAS:
+            raise ValueError(f"unknown minibatch_formula {minibatch_formula!r}; known: {list(MINIBATCH_FORMULAS)}")
+        self.task, self.noise, self.eta, self.rho = task, noise, eta, rho
+        self.drift_algorithm, self.diffusion_algorithm = drift_algorithm, diffusion_algorithm
+        # the paper's mini-batch SDE (samsde.minibatch) unless the additive-noise formula is asked for by name
+        self.minibatch = isinstance(noise, MiniBatch) and not noise.is_zero and minibatch_formula == "paper"
+        self.minibatch_formula = minibatch_formula if isinstance(noise, MiniBatch) else None
+        if self.minibatch:
+            self._init_minibatch(mode, inner_samples, generator, inner_hold)
+            return
+        if mode == "sampled":
+            raise ValueError("diffusion mode 'sampled' is the mini-batch SDE's (minibatch noise, formula 'paper')")
         needs_inner = (
             drift_algorithm.needs_inner_moments or diffusion_algorithm.needs_inner_moments
         ) and not noise.is_zero
@@ -188,22 +206,48 @@ class SDEModel:
         if needs_inner and sam_moments == "monte_carlo" and generator is None:
             raise ValueError("the SAM SDE's inner Monte Carlo needs a seeded generator (samsde.make_generator)")
         if needs_inner and not noise.additive:
-            raise ValueError("the SAM SDE's inner Monte Carlo needs additive Gaussian noise (not minibatch)")
+            raise ValueError(
+                "the additive-noise formula of the SAM SDE needs Gaussian noise: on minibatch noise use "
+                "minibatch_formula='paper' (the paper's mini-batch SDE)"
+            )
         if diffusion_algorithm.first_order_needs_isotropic and mode == "first_order" and noise.isotropic_sigma is None:
             raise ValueError(
                 f"first_order {diffusion_algorithm.label} diffusion needs isotropic noise (Sigma = sigma^2 I); "
                 "use mode='exact'"
             )
-        self.task, self.noise, self.eta, self.rho = task, noise, eta, rho
-        self.drift_algorithm, self.diffusion_algorithm = drift_algorithm, diffusion_algorithm
-        self.drift_name, self.diffusion_name, self.mode = drift_algorithm.name, diffusion_algorithm.name, mode
-        self.inner_samples = inner_samples
+        self._init_common(mode, inner_samples, generator)
         self.sam_moments = sam_moments  # resolved: closed_form | monte_carlo
-        self.generator = generator
         self.needs_inner = needs_inner
+
+    def _init_common(self, mode: str, inner_samples: int, generator: torch.Generator | None) -> None:
+        self.drift_name, self.diffusion_name = self.drift_algorithm.name, self.diffusion_algorithm.name
+        self.mode = mode
+        self.inner_samples = inner_samples
+        self.generator = generator
         self.clamp_count = 0  # negative eigenvalues of B B^T clamped (exact mode)
         self.factorization_count = 0  # eigenvalues examined (exact mode)
         self._prepared: KeptAt[Point] = KeptAt()  # see prepare()
+
+    def _init_minibatch(self, mode: str, inner_samples: int, generator: torch.Generator | None, hold: int) -> None:
+        """The paper's mini-batch SDE: the inner sample draws batches for the algorithm that takes an ascent step."""
+        ascent = [a for a in (self.drift_algorithm, self.diffusion_algorithm) if a.perturbs]
+        if len({a.name for a in ascent}) > 1:
+            raise ValueError(
+                f"a mini-batch SDE samples one algorithm's ascent step: drift {self.drift_algorithm.name!r} and "
+                f"diffusion {self.diffusion_algorithm.name!r} both take one"
+            )
+        self.sampled_algorithm = ascent[0] if ascent else None
+        self._init_common(mode, inner_samples, generator)
+        self.sam_moments = None
+        self.needs_inner = minibatch.needs_sample(self)
+        if self.needs_inner and generator is None:
+            raise ValueError("the mini-batch SDE's inner sample needs a seeded generator (samsde.make_generator)")
+        if mode == "sampled" and inner_samples > self.noise.dim_w:
+            raise ValueError(
+                f"the sampled diffusion takes its {inner_samples} normals from the N = {self.noise.dim_w} Brownian "
+                "coordinates: inner_samples must not exceed the data set size"
+            )
+        self.batch_draws = minibatch.BatchDraws(generator, hold) if self.needs_inner else None
 
     @property
     def name(self) -> str:
@@ -219,7 +263,7 @@ class SDEModel:
 
     def point(self, x: Tensor) -> Point:
         lin = self.task.linearize(x)
-        inner = self._inner_sample(x, lin.grad) if self.needs_inner else None
+        inner = self._inner_sample(x, lin) if self.needs_inner else None
         return Point(x, lin, inner)
 
     def prepare(self, x: Tensor) -> Point:
@@ -235,7 +279,10 @@ class SDEModel:
         p = self._prepared.take(x)
         return self.point(x) if p is None else p
 
-    def _inner_sample(self, x: Tensor, g: Tensor) -> InnerSample | ClosedFormMoments:
+    def _inner_sample(self, x: Tensor, lin: Linearization) -> InnerSample | ClosedFormMoments | minibatch.BatchSample:
+        if self.minibatch:
+            return minibatch.sample(self, Point(x, lin, None))
+        g = lin.grad
         if self.sam_moments == "closed_form":
             return ClosedFormMoments(g, self.noise.isotropic_sigma)
         z = self.noise.sample(x, self.inner_samples, self.generator)  # (K, M, d), float32
@@ -247,6 +294,8 @@ class SDEModel:
         return InnerSample(mean_u32.to(x.dtype), z, u, z.mean(0), mean_u32)
 
     def drift(self, p: Point) -> Tensor:
+        if self.minibatch:
+            return minibatch.drift(self, p)
         return self.drift_algorithm.drift(self, p)
 
     def diffuse(self, p: Point, dw: Tensor) -> Tensor:
@@ -255,11 +304,16 @@ class SDEModel:
             return torch.zeros_like(p.x)
         if self.mode == "exact":
             return (self._exact_sqrt(p) @ dw.unsqueeze(-1)).squeeze(-1)
+        if self.minibatch:
+            return minibatch.diffusion(self, p, dw)
         return self.diffusion_algorithm.diffusion(self, p, dw)
 
     def _exact_sqrt(self, p: Point) -> Tensor:
         sigma = self.noise.covariance(p.x)
-        bbt = self.diffusion_algorithm.diffusion_matrix(self, p, sigma)
+        if self.minibatch:
+            bbt = minibatch.diffusion_matrix(self, p, sigma)
+        else:
+            bbt = self.diffusion_algorithm.diffusion_matrix(self, p, sigma)
         bbt = (bbt + bbt.transpose(-1, -2)) / 2
         evals, evecs = torch.linalg.eigh(bbt)
         negative = evals < 0

@@ -16,6 +16,7 @@ import samsde
 from samsde.tasks import (
     Activation,
     AutogradLinearization,
+    FiniteSum,
     NetworkLinearization,
     OneHiddenLayerNet,
     Task,
@@ -184,11 +185,35 @@ def test_task_pickles_without_its_workspace():
     assert torch.equal(clone.linearize(x).hvp(v), task.linearize(x).hvp(v))
 
 
-def test_minibatch_gradients_still_use_autograd():
-    task, x, _ = build("breast_cancer")
-    idx = torch.stack([torch.randperm(task.n_data, generator=samsde.make_generator(i, "perm")) for i in range(4)])
-    assert rel(task.grad(x, batch=idx[:, :50]), Task.grad(task, x, batch=idx[:, :50])) == 0.0
+@pytest.mark.parametrize("case_id", IDS)
+def test_minibatch_derivatives_match_autograd(case_id):
+    """The closed-form per-row batch kernel (gradient, H_gamma v) and the weighted per-sample gradient sum
+    against autograd on the same batch losses."""
+    task, x, v = build(case_id)
+    m = x.shape[0]
+    idx = torch.stack([torch.randperm(task.n_data, generator=samsde.make_generator(i, "perm")) for i in range(m)])
+    batch = idx[:, : task.n_data // 3]
+    ref = AutogradLinearization(task, x, loss=lambda y: task.batch_loss(y, batch))
+    lin = task.batch_linearize(x, batch)
+    assert rel(lin.grad, ref.grad) < 1e-12 and rel(task.grad(x, batch=batch), ref.grad) < 1e-12
+    assert rel(lin.hvp(v), ref.hvp(v)) < 1e-12
     assert rel(task.grad(x, batch=idx), task.grad(x)) < 1e-12  # a batch of every sample is the full gradient
+    w = torch.randn(m, task.n_data, generator=samsde.make_generator(0, "weights"), dtype=torch.float64)
+    assert rel(task.weighted_sample_grad(x, w), FiniteSum.weighted_sample_grad(task, x, w)) < 1e-12
+
+
+@pytest.mark.parametrize("case_id", IDS)
+def test_sample_curvature_closed_form_matches_generic(case_id):
+    """sum_n H(l_n) grad l_n: the networks' closed form (rank-one R-operator) against the generic per-row
+    double backward of FiniteSum, path chunks included."""
+    task, x, _ = build(case_id)
+    generic = FiniteSum.half_grad_of_sample_sq_norms(task, x)
+    assert rel(task.half_grad_of_sample_sq_norms(x), generic) < 1e-11
+    task.curvature_chunk_elements = task.n_data * task.layout.n_hidden  # one path per chunk
+    try:
+        assert rel(task.half_grad_of_sample_sq_norms(x), generic) < 1e-11
+    finally:
+        del task.curvature_chunk_elements
 
 
 # ---------------------------------------------------------------------------

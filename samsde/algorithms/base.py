@@ -7,7 +7,9 @@ covariance, W a Brownian motion, time t = k eta.
 - Discrete step: x+ = x - eta grad f_gamma(x + e), with the ascent perturbation e = ``perturbation(g, ...)``, a
   vector (so elementwise variants fit); no perturbation (None) is SGD's x+ = x - eta g.
 - SDE: dX = b(X) dt + sqrt(eta) B(X) dW with the drift b = ``drift`` and the diffusion B B^T = ``diffusion_matrix``;
-  ``diffusion`` applies B to dW matrix-free, exact to first order in rho (the order the theorems keep).
+  ``diffusion`` applies B to dW matrix-free, exact to first order in rho (the order the theorems keep).  These are
+  the additive-noise formulas (section 3).  Under mini-batch noise the SDE is built from the perturbation alone
+  (``samsde.minibatch``, section 8); ``minibatch_mean`` may give its drift term in closed form.
 - Torch optimizer: ``torch_optimizer(params, base, rho, **kwargs)`` wraps a base optimizer (``samsde.optim``).
 
 A new algorithm subclasses :class:`Algorithm` and is registered with :func:`samsde.algorithms.register`; nothing
@@ -56,6 +58,15 @@ class Algorithm:
     def diffusion_matrix(self, model: SDEModel, p: Point, sigma: Tensor) -> Tensor:
         """B B^T at the point, (M, d, d), given Sigma (the ``exact`` mode's eigendecomposition takes its root)."""
         raise NotImplementedError
+
+    def minibatch_mean(self, model: SDEModel, p: Point) -> Tensor | None:
+        """m = E[H_gamma v_gamma] of the mini-batch SDE in closed form, or None: the inner sample's mean
+        (``samsde.minibatch``; rho v_gamma is this algorithm's perturbation at the batch gradient)."""
+        return None
+
+    @property
+    def has_minibatch_mean(self) -> bool:
+        return type(self).minibatch_mean is not Algorithm.minibatch_mean
 
     def torch_optimizer(self, params, base: Callable[..., torch.optim.Optimizer], rho: float, **kwargs):
         """The algorithm around a base torch optimizer (``lr``, ``momentum``, ... in kwargs)."""

@@ -4,11 +4,13 @@
     dX = -(grad f + rho H grad f / |grad f|) dt + sqrt(eta) (Sigma + (rho/|grad f|) (H Sigma + Sigma H))^(1/2) dW
 The drift is -grad f_S with f_S = f + rho |grad f|; the first-order diffusion is (I + (rho/|grad f|) H) Sigma^(1/2) dW.
 Its noise grows without bound as |grad f| -> 0: it cannot settle at a minimizer.
+Under mini-batch noise the drift term is E[H_gamma g_gamma] / |grad f|, exactly (as USAM's, samsde.minibatch).
 """
 
 from __future__ import annotations
 
 from samsde.algorithms.base import Algorithm, dense_hessian, safe_inverse_norm, sharpened, symmetrized
+from samsde.minibatch import batch_curvature_mean
 
 
 def _factor(model, p):
@@ -32,3 +34,6 @@ class DNSAM(Algorithm):
 
     def diffusion_matrix(self, model, p, sigma):
         return sigma + _factor(model, p).unsqueeze(-1) * symmetrized(dense_hessian(model, p), sigma)
+
+    def minibatch_mean(self, model, p):
+        return batch_curvature_mean(model, p) * safe_inverse_norm(p.grad)

@@ -3,11 +3,14 @@
     x+ = x - eta grad f_gamma(x + rho g)
     dX = -(grad f + rho H grad f) dt + sqrt(eta) (Sigma + rho (H Sigma + Sigma H))^(1/2) dW
 The drift is -grad f_U with f_U = f + (rho/2) |grad f|^2; the first-order diffusion is (I + rho H) Sigma^(1/2) dW.
+Under mini-batch noise (paper notes, section 8) the drift term is E[H_gamma g_gamma] = H grad f + (1/2) grad tr Sigma,
+exactly: the drift is -grad(f + (rho/2) E|grad f_gamma|^2).
 """
 
 from __future__ import annotations
 
 from samsde.algorithms.base import Algorithm, dense_hessian, sharpened, symmetrized
+from samsde.minibatch import batch_curvature_mean
 
 
 class USAM(Algorithm):
@@ -26,6 +29,9 @@ class USAM(Algorithm):
 
     def diffusion_matrix(self, model, p, sigma):
         return sigma + model.rho * symmetrized(dense_hessian(model, p), sigma)
+
+    def minibatch_mean(self, model, p):
+        return batch_curvature_mean(model, p)
 
     def torch_optimizer(self, params, base, rho, **kwargs):
         from samsde.optim import USAM as TorchUSAM

@@ -27,13 +27,14 @@ import torch
 from samsde.algorithms import get
 from samsde.algorithms.sgd import SGD
 from samsde.claims import Claim, in_range
-from samsde.noise import NoiseModel
+from samsde.noise import MiniBatch, NoiseModel
 from samsde.sde import SDEModel
 from samsde.seeding import make_generator
 from samsde.simulate import OBSERVABLES, DiscreteRunner, SDERunner, SimulationResult, simulate
 from samsde.tasks import Task
 from samsde.weak_error import (
     FLOOR_FACTOR,
+    PairedError,
     bootstrap_weights,
     fit_loglog_slope,
     paired_error,
@@ -43,7 +44,14 @@ from samsde.weak_error import (
 )
 
 TEST_FUNCTIONS = ("grad_norm_plus_norm", "loss")
-SDE_MODELS = ("own_sde", "sgd_sde", "drift_only")
+SDE_MODELS = ("own_sde", "sgd_sde", "drift_only", "additive_formula")
+#: the ablation models: the setting key listing the scalings they run at, and how their SDE differs from the own
+#: one (drift_only: SGD's diffusion; additive_formula: section 3's additive-noise formulas on mini-batch noise,
+#: for the algorithms that have one, i.e. not SAM, with their deterministic root (I + rho H) S dW)
+ABLATIONS = {
+    "drift_only": ("drift_ablation", {"diffusion": SGD.name}),
+    "additive_formula": ("formula_ablation", {"minibatch_formula": "additive", "mode": "first_order"}),
+}
 CONTROL = (SGD.name, "none")  # (algorithm, scaling) of the control rows
 REFINEMENTS = (1, 2)  # r and 2r
 
@@ -69,6 +77,7 @@ def _rho(scalings: dict, scaling: str, eta: float) -> float:
 def cell_runners(task: Task, noise: NoiseModel, setting: dict, eta: float, seed: int) -> tuple[list, dict[str, Role]]:
     """The cell's runners and what each is (runner names are opaque keys; the Role says what a runner is)."""
     stream = (setting["task"], eta)
+    minibatch = isinstance(noise, MiniBatch)
     roles: dict[str, Role] = {}
     runners = []
 
@@ -76,12 +85,15 @@ def cell_runners(task: Task, noise: NoiseModel, setting: dict, eta: float, seed:
         roles[runner.name] = role
         runners.append(runner)
 
-    def sde(algorithm: str, scaling: str, model: str, drift: str, diffusion: str) -> None:
+    def sde(algorithm: str, scaling: str, model: str, diffusion: str | None = None, **options) -> None:
         rho = _rho(setting["scalings"], scaling, eta)
         for q in REFINEMENTS:
-            gen = make_generator(seed, *stream, "inner", algorithm, scaling, model, q)
-            m = SDEModel(task, noise, eta, rho, drift, diffusion, setting["diffusion"], setting["inner_samples"],
-                         generator=gen, sam_moments=setting["sam_moments"])  # fmt: skip
+            # mini-batch inner samples: one stream for r and 2r, each batch held for q substeps (minibatch.BatchDraws)
+            tail = () if minibatch else (q,)
+            gen = make_generator(seed, *stream, "inner", algorithm, scaling, model, *tail)
+            kwargs = dict(mode=setting["diffusion"], inner_samples=setting["inner_samples"], generator=gen,
+                          sam_moments=setting["sam_moments"], inner_hold=q) | options  # fmt: skip
+            m = SDEModel(task, noise, eta, rho, algorithm, diffusion, **kwargs)
             add(SDERunner(m, f"r{len(runners)}", refinement=q), Role(algorithm, scaling, model, q))
 
     def discrete(algorithm: str, scaling: str) -> None:
@@ -93,14 +105,21 @@ def cell_runners(task: Task, noise: NoiseModel, setting: dict, eta: float, seed:
         )
 
     discrete(*CONTROL)
-    sde(*CONTROL, "sgd_sde", SGD.name, SGD.name)
+    sde(*CONTROL, "sgd_sde")
     for algorithm in setting["algorithms"]:
         for scaling in setting["scalings"]:
             discrete(algorithm, scaling)
-            sde(algorithm, scaling, "own_sde", algorithm, algorithm)
-            if scaling in setting["drift_ablation"]:
-                sde(algorithm, scaling, "drift_only", algorithm, SGD.name)
+            sde(algorithm, scaling, "own_sde")
+            for model in _ablations(setting, algorithm, scaling):
+                sde(algorithm, scaling, model, **ABLATIONS[model][1])
     return runners, roles
+
+
+def _ablations(setting: dict, algorithm: str, scaling: str) -> list[str]:
+    """The ablation models simulated for (algorithm, scaling): those whose setting key lists the scaling."""
+    out = [m for m, (key, _) in ABLATIONS.items() if scaling in setting.get(key, [])]
+    # SAM has no additive-noise formula on mini-batch noise (its moments need Gaussian noise)
+    return [m for m in out if m != "additive_formula" or not get(algorithm).needs_inner_moments]
 
 
 def _comparisons(setting: dict) -> Iterator[tuple[str, str, str]]:
@@ -108,9 +127,8 @@ def _comparisons(setting: dict) -> Iterator[tuple[str, str, str]]:
     yield (*CONTROL, "sgd_sde")
     for algorithm in setting["algorithms"]:
         for scaling in setting["scalings"]:
-            for model in SDE_MODELS:
-                if model != "drift_only" or scaling in setting["drift_ablation"]:
-                    yield algorithm, scaling, model
+            for model in ("own_sde", "sgd_sde", *_ablations(setting, algorithm, scaling)):
+                yield algorithm, scaling, model
 
 
 def run_cell(
@@ -143,10 +161,12 @@ def run_cell(
             est = paired_error(a, richardson(b_r, b_2r), weights)
             plain_r, plain_2r = paired_error(a, b_r, weights), paired_error(a, b_2r, weights)
             solver = paired_error(b_r, b_2r, weights, scale=a)
+            gap = _gap_to_own(result, by_role, algorithm, scaling, model, statistic, weights, a)
             errors.append({
                 **ident, "statistic": statistic, "rel_error": est.value, "ci_low": est.low, "ci_high": est.high,
                 "floor": est.floor, "resolved": est.resolved, "rel_error_r": plain_r.value,
                 "rel_error_2r": plain_2r.value, "solver_error": solver.value, "solver_floor": solver.floor,
+                "gap_to_own": gap.value, "gap_floor": gap.floor,
             })  # fmt: skip
             replicates.append(pd.DataFrame({
                 **{k: ident[k] for k in ("task", "algorithm", "scaling", "model", "eta")}, "statistic": statistic,
@@ -157,6 +177,21 @@ def run_cell(
         "replicates": pd.concat(replicates, ignore_index=True),
         "trajectories": _trajectories(result, by_role, setting, eta),
     }
+
+
+def _gap_to_own(result, by_role, algorithm, scaling, model, statistic, weights, a) -> PairedError:
+    """How far an ablation's SDE is from the own SDE: max_k |mean(own - ablation)| / N (Richardson means), paired
+    by path (the SDEs share the Brownian path and so are coupled even when the discrete run is not); NaN for the
+    own and SGD SDEs.  An ablation whose gap is below the discrete comparison's floor cannot be told apart here."""
+    if model not in ABLATIONS:
+        nan = float("nan")
+        return PairedError(nan, nan, nan, nan, torch.empty(0))
+
+    def mean_of(m):
+        coarse, fine = (result.values[by_role[Role(algorithm, scaling, m, q)]][statistic] for q in REFINEMENTS)
+        return richardson(coarse, fine)
+
+    return paired_error(mean_of("own_sde"), mean_of(model), weights, scale=a)
 
 
 def _ident(setting: dict, eta: float, algorithm: str, scaling: str, model: str) -> dict:
@@ -322,7 +357,11 @@ class _Evidence:
 
 
 def claims(
-    errors: pd.DataFrame, slopes: pd.DataFrame, replicates: pd.DataFrame, settings: dict, thresholds: dict,
+    errors: pd.DataFrame,
+    slopes: pd.DataFrame,
+    replicates: pd.DataFrame,
+    settings: dict,
+    thresholds: dict,
     level: float = 0.95,
 ) -> list:
     """The weak-error claims of every task, on both test functions: per task the SGD control (``control.*``), then

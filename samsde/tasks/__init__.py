@@ -9,13 +9,16 @@ f(x) = (1/N) sum_i f_i(x) + (l2/2) ||x||^2 and also expose ``per_sample_loss(x, 
 noise and its matrix-free covariance square root can be built on them (see :mod:`samsde.noise`).
 
 Modules: ``base`` (Task, Linearization, FiniteSum), ``landscapes`` (quadratic, two_basin), ``networks`` (iris,
-breast_cancer, teacher_student), ``_network_kernel`` (their closed-form derivatives), ``matrix_sensing``.
+breast_cancer, teacher_student), ``_network_kernel`` and ``_batch_kernel`` (their closed-form full-batch and
+per-row mini-batch derivatives), ``matrix_sensing``, ``finite_sum_quadratic`` (the closed-form reference of the
+mini-batch SDEs; not in the registry).
 """
 
 from __future__ import annotations
 
 from samsde.tasks._network_kernel import NetworkLinearization
 from samsde.tasks.base import DTYPE, AutogradLinearization, ConstantHessian, FiniteSum, Linearization, Task
+from samsde.tasks.finite_sum_quadratic import FiniteSumQuadratic
 from samsde.tasks.landscapes import Quadratic, TwoBasin, random_orthogonal
 from samsde.tasks.matrix_sensing import MatrixSensing
 from samsde.tasks.networks import (
@@ -48,6 +51,7 @@ __all__ = [
     "BreastCancer",
     "ConstantHessian",
     "FiniteSum",
+    "FiniteSumQuadratic",
     "HalfSquaredError",
     "Identity",
     "Iris",

@@ -137,8 +137,11 @@ class NetworkLinearization(Linearization):
     ``keep = False`` (used by ``OneHiddenLayerNet.grad``) keeps nothing: only ``.grad`` is then available.
     """
 
-    def __init__(self, net: OneHiddenLayerNet, x: Tensor, keep: bool = True):
+    def __init__(self, net: OneHiddenLayerNet, x: Tensor, keep: bool = True, sample_weights: Tensor | None = None):
         self._net, self._ws, self._keep = net, net.workspace, keep
+        # sample_weights (M, N): the gradient of sum_n w_n l_n per path instead of f (no L2 term): a weighted sum of
+        # per-sample gradients, e.g. G_c^T w for mini-batch noise
+        self._weights, self._l2 = sample_weights, (net.l2 if sample_weights is None else 0.0)
         lay, act = net.layout, net.activation
         n, m, p1, h, o = net.n_data, x.shape[0], lay.n_in + 1, lay.n_hidden, lay.n_out
         self._linear = act.linear
@@ -184,6 +187,7 @@ class NetworkLinearization(Linearization):
                     else:
                         chunk[name] = flat.view(shape(mc))
                 wc = w_aug[start * h : rows.stop * h].view(mc, h, p1)
+                self._rows = rows
                 step_fn = self._forward_linear if self._linear else self._forward
                 step_fn(chunk, self._w2[rows], wc, b2[rows], x[rows], self.grad[rows])
                 if keep:
@@ -198,6 +202,12 @@ class NetworkLinearization(Linearization):
         out[:, :, p].copy_(b1.view(m, h))
         return out.view(m * h, p + 1)
 
+    def _output_errors(self, grad_u: Tensor) -> Tensor:
+        """E = l'(U) / N, or l'(U) w with the sample weights, in place."""
+        if self._weights is None:
+            return grad_u.mul_(1.0 / self._net.n_data)
+        return grad_u.mul_(self._weights[self._rows].T.unsqueeze(-1))
+
     def _write(self, out: Tensor, g1: Tensor, gw2: Tensor, gb2: Tensor, xc: Tensor) -> None:
         """out = ([gW1, gb1] = g1 (p+1, M_c, h), gW2 (M_c, o, h), gb2 (M_c, o)) + l2 xc, in the flat layout of x."""
         p1, mc, h = g1.shape
@@ -206,8 +216,8 @@ class NetworkLinearization(Linearization):
         out[:, hp : hp + h].copy_(g1[-1])
         out[:, hp + h : hp + h + oh].view(gw2.shape).copy_(gw2)
         out[:, hp + h + oh :].copy_(gb2)
-        if self._net.l2:
-            out.add_(xc, alpha=self._net.l2)
+        if self._l2:
+            out.add_(xc, alpha=self._l2)
 
     def _scratch(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
         return self._ws.scratch(name, math.prod(shape), like).view(shape)
@@ -234,7 +244,7 @@ class NetworkLinearization(Linearization):
             torch.mv(torch.mul(a, w2[:, k], out=tmp).view(n * mc, h), ones, out=u[:, :, k].view(n * mc))
         u.add_(b2)
         c["s"] = net.output_loss.derivatives(u, net.targets, c["e"], c["s"])
-        e = c["e"].mul_(1.0 / net.n_data)  # E
+        e = self._output_errors(c["e"])  # E
         d1 = act.first(c.get("z"), a, self._scratch("d1", (n, mc, h), xc))  # phi'(Z)
         if "q" in c:  # Q = phi''(Z) * D,  D = E W2;  K_c = phi'(Z) * W2_c
             d = self._scratch("d", (n, mc, h), xc)
@@ -298,7 +308,7 @@ class NetworkLinearization(Linearization):
             torch.mm(xa, w_eff[k].T, out=u[:, :, k])  # U_c = X~ (W2_c W~)^T
         u.add_(b2)
         c["s"] = net.output_loss.derivatives(u, net.targets, c["e"], c["s"])
-        e = c["e"].mul_(1.0 / net.n_data)  # E
+        e = self._output_errors(c["e"])  # E
         r = c["r"]
         for k in range(w2.shape[1]):
             torch.mm(xat, e[:, :, k], out=r[k])  # R_c = X~^T E_c

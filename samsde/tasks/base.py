@@ -9,6 +9,8 @@ f(x) = (1/N) sum_i f_i(x) + (l2/2) ||x||^2 and also exposes ``per_sample_loss(x,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -86,12 +88,16 @@ class Linearization:
 
 
 class AutogradLinearization(Linearization):
-    """Keeps the graph of the gradient so that each H v costs one backward pass, not a new forward pass."""
+    """Keeps the graph of the gradient so that each H v costs one backward pass, not a new forward pass.
 
-    def __init__(self, task: Task, x: Tensor):
+    ``loss`` is the per-path objective to linearize (default: the task's full loss; a mini-batch loss for
+    :meth:`FiniteSum.batch_linearize`)."""
+
+    def __init__(self, task: Task, x: Tensor, loss: Callable[[Tensor], Tensor] | None = None):
+        loss = task.loss if loss is None else loss
         with torch.enable_grad():
             self._x = x.detach().requires_grad_(True)
-            (self._g,) = torch.autograd.grad(task.loss(self._x).sum(), self._x, create_graph=True)
+            (self._g,) = torch.autograd.grad(loss(self._x).sum(), self._x, create_graph=True)
         self.grad = self._g.detach()
 
     def hvp(self, v: Tensor) -> Tensor:
@@ -135,6 +141,47 @@ class FiniteSum(Task):
             xg = x.detach().requires_grad_(True)
             (g,) = torch.autograd.grad((self.per_sample_loss(xg) * weights).sum(), xg)
         return g
+
+    def batch_linearize(self, x: Tensor, batch: Tensor) -> Linearization:
+        """grad f_gamma and H_gamma v per path for per-path batches ``batch: (M, B)`` (the L2 term included), from
+        one forward pass: the batch gradient and any number of batch Hessian-vector products."""
+        return AutogradLinearization(self, x, loss=lambda y: self.batch_loss(y, batch))
+
+    #: (path, sample) rows per chunk of the generic :meth:`half_grad_of_sample_sq_norms`: each row holds d numbers
+    #: and a graph of the per-sample gradient, so a chunk is about ``curvature_rows * d`` numbers times a few
+    curvature_rows: int = 2**15
+
+    def half_grad_of_sample_sq_norms(self, x: Tensor) -> Tensor:
+        """(1/2) grad_x sum_i |grad l_i(x)|^2 = sum_i H(l_i) grad l_i per path, (M, d) (l_i = f_i without L2).
+
+        Generic: the pairs (path m, sample i) are independent rows, so one backward pass of the rows' losses gives
+        every per-sample gradient (as rows, with their graph), and a second one the gradient of their squared
+        norms.  Chunks of samples bound the memory to ``curvature_rows`` rows: no (M, N, d) tensor.  A task with
+        structure overrides it (the networks: from the per-sample output and hidden errors, in closed form)."""
+        m, d = x.shape
+        per_chunk = max(1, self.curvature_rows // m)
+        out = torch.zeros_like(x)
+        with torch.enable_grad():
+            for start in range(0, self.n_data, per_chunk):
+                samples = torch.arange(start, min(start + per_chunk, self.n_data), device=x.device)
+                n_c = samples.numel()
+                rows = x.detach().repeat_interleave(n_c, dim=0).requires_grad_(True)  # row m n_c + j: path m
+                idx = samples.repeat(m).unsqueeze(1)
+                (g,) = torch.autograd.grad(self.per_sample_loss(rows, idx).sum(), rows, create_graph=True)
+                (hg,) = torch.autograd.grad(0.5 * (g * g).sum(), rows)
+                out += hg.view(m, n_c, d).sum(1)
+        return out
+
+    def sample_curvature(self, x: Tensor, lin: Linearization) -> Tensor:
+        """sum_i H_i c_i per path, (M, d), with c_i = grad f_i - grad f and H_i the Hessian of f_i (paper notes,
+        section 8; the L2 term of f_i drops out because sum_i c_i = 0).
+
+        With gbar = (1/N) sum_i grad l_i = grad f - l2 x and Hbar = H - l2 I:
+            sum_i H_i c_i = sum_i H(l_i) grad l_i - N Hbar gbar
+                          = half_grad_of_sample_sq_norms(x) - N (H gbar - l2 gbar),
+        one pass over the samples and one full Hessian-vector product (``lin`` is the full linearization at x)."""
+        gbar = lin.grad - self.l2 * x
+        return self.half_grad_of_sample_sq_norms(x) - self.n_data * (lin.hvp(gbar) - self.l2 * gbar)
 
     def per_sample_grads(self, x: Tensor) -> Tensor:
         """All per-sample gradients ``(M, N, d)`` (without the L2 term); memory M N d, for small problems only."""
