@@ -34,6 +34,7 @@ BENCHMARKS = [
     ("bench_scaling.py", "scaling.csv", ["--cell-budget", "400"]),  # room for the exact network step at d = 5121
     ("bench_torchsde.py", "torchsde.csv", []),
     ("bench_inner_mc.py", "inner_mc.csv", []),
+    ("bench_minibatch.py", "minibatch.csv", []),
 ]
 
 
@@ -151,6 +152,16 @@ def headline(med: pd.DataFrame) -> pd.DataFrame:
                 add(f"{task}: {variant} time per path-step vs d, log-log slope (d >= 300)",
                     _slope(ex.dim[big], per_path[big]), "~3 (d^3)", None,
                     "; ".join(f"d={int(d)}: {v:.3g} s" for d, v in zip(ex.dim, per_path, strict=True)))  # fmt: skip
+    mb = _get(med, benchmark="minibatch", metric="ratio_to_discrete_sam")
+    for r in mb[mb.variant.str.startswith("sde:")].itertuples():
+        target = r.task == "iris" and r.variant.endswith(":K=16")
+        add(f"mini-batch SDE step / discrete SAM step, {r.task}, {r.variant[4:]}", r.value,
+            "<= 5 (iris, n_inner = 16)" if target else "-", bool(r.value <= 5) if target else None,
+            f"M = {int(r.n_paths)}")  # fmt: skip
+    for r in _get(med, benchmark="minibatch", metric="peak_rss_increase").itertuples():
+        mnd = _get(med, benchmark="minibatch", metric="mnd_tensor", variant=r.variant).value.iloc[0]
+        add(f"mini-batch SDE step, {r.task}, {r.variant[4:]}: peak memory increase (MB)", r.value,
+            f"well below one (M, N, d) tensor ({mnd:.0f} MB)", bool(r.value < 0.25 * mnd), f"M = {int(r.n_paths)}")
     ts = _get(med, benchmark="torchsde", metric="seconds_per_step")
     for dim in sorted(ts.dim.unique()):
         own = _get(ts, dim=dim, variant="samsde_em").value.iloc[0]

@@ -32,6 +32,7 @@ from samsde.algorithms import check_step_sizes, get, safe_inverse_norm
 from samsde.noise import MiniBatch, NoiseModel
 from samsde.projected_normal import sam_coefficients
 from samsde.tasks import Linearization, Task
+from samsde.tasks.base import GradientOnly
 
 DIFFUSION_MODES = ("first_order", "exact", "sampled")
 #: the SDE on mini-batch noise: the paper's (samsde.minibatch), or section 3's additive-noise formulas with the
@@ -219,6 +220,8 @@ class SDEModel:
         self.sam_moments = sam_moments  # resolved: closed_form | monte_carlo
         self.needs_inner = needs_inner
 
+    needs_hessian = True  # whether a point needs the full-batch Hessian-vector product (see _init_minibatch)
+
     def _init_common(self, mode: str, inner_samples: int, generator: torch.Generator | None) -> None:
         self.drift_name, self.diffusion_name = self.drift_algorithm.name, self.diffusion_algorithm.name
         self.mode = mode
@@ -238,6 +241,8 @@ class SDEModel:
             )
         self.sampled_algorithm = ascent[0] if ascent else None
         self._init_common(mode, inner_samples, generator)
+        # the full-batch H v: USAM's and DNSAM's exact drift term; SAM's comes from the batches alone
+        self.needs_hessian = self.rho > 0 and self.drift_algorithm.perturbs and self.drift_algorithm.has_minibatch_mean
         self.sam_moments = None
         self.needs_inner = minibatch.needs_sample(self)
         if self.needs_inner and generator is None:
@@ -262,7 +267,7 @@ class SDEModel:
         return self.task.dim if self.mode == "exact" else self.noise.dim_w
 
     def point(self, x: Tensor) -> Point:
-        lin = self.task.linearize(x)
+        lin = self.task.linearize(x) if self.needs_hessian else GradientOnly(self.task.grad(x))
         inner = self._inner_sample(x, lin) if self.needs_inner else None
         return Point(x, lin, inner)
 

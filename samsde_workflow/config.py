@@ -7,6 +7,7 @@ express (a task's parameters are accepted by its constructor, a spectrum and x0 
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import jsonschema
@@ -14,6 +15,9 @@ import yaml
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 TASK_OVERRIDES = ("n_paths", "horizon", "resolution", "etas", "noise", "inner_samples", "sam_moments")
+MINIBATCH_OVERRIDES = ("n_paths", "horizon", "resolution", "etas", "batch_size", "n_inner")
+#: the weak-error stages: config section -> the keys a task entry may override
+STAGES = {"weak_error": TASK_OVERRIDES, "weak_error_minibatch": MINIBATCH_OVERRIDES}
 
 
 class ConfigError(ValueError):
@@ -47,12 +51,23 @@ def validate_config(config: dict) -> dict:
     """Validate ``config``; raise :class:`ConfigError` listing every problem, one per line, keys named."""
     validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    messages = [_describe(e) for e in errors]
+    messages = [_describe(e) for e in errors] + _non_finite(config)
     if not messages:
         messages = _semantic_errors(config)
     if messages:
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
     return config
+
+
+def _non_finite(node, path=()) -> list[str]:
+    """NaN and infinities pass every range check of the schema (comparisons with NaN are false): name each one."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return [f"config key {_key_path(path)}: value {node!r} is not a finite number"]
+    if isinstance(node, dict):
+        return [m for k, v in node.items() for m in _non_finite(v, (*path, k))]
+    if isinstance(node, list):
+        return [m for i, v in enumerate(node) for m in _non_finite(v, (*path, i))]
+    return []
 
 
 def _semantic_errors(config: dict) -> list[str]:
@@ -88,26 +103,38 @@ def _semantic_errors(config: dict) -> list[str]:
                 f"config key weak_error.tasks.{name}.sam_moments: 'closed_form' needs isotropic noise, "
                 f"the task's noise is {noise['kind']!r} (use 'monte_carlo' or 'auto')"
             )
-    if "none" in we["scalings"]:
-        errors.append("config key weak_error.scalings.none: the name 'none' is reserved for the SGD control's rows")
-    for i, name in enumerate(we.get("drift_ablation", [])):
-        if name not in we["scalings"]:
-            errors.append(
-                f"config key weak_error.drift_ablation[{i}]: {name!r} is not a scaling of weak_error.scalings "
-                f"({sorted(we['scalings'])})"
-            )
+    errors += _minibatch_errors(config)
+    for stage, ablation in (("weak_error", "drift_ablation"), ("weak_error_minibatch", "formula_ablation")):
+        section = config[stage]
+        if "none" in section["scalings"]:
+            errors.append(f"config key {stage}.scalings.none: the name 'none' is reserved for the SGD control's rows")
+        for i, name in enumerate(section.get(ablation, [])):
+            if name not in section["scalings"]:
+                errors.append(
+                    f"config key {stage}.{ablation}[{i}]: {name!r} is not a scaling of {stage}.scalings "
+                    f"({sorted(section['scalings'])})"
+                )
+        for name in section["tasks"]:
+            setting = task_setting(config, name, stage)
+            where = f"{stage}.tasks.{name}" if "horizon" in section["tasks"][name] else stage
+            short = [e for e in setting["etas"] if setting["horizon"] < e]
+            if short:
+                horizon = setting["horizon"]
+                errors.append(f"config key {where}.horizon: {horizon} is shorter than one step eta = {short}")
     low, high = config["claims"]["own_slope_range"]
     if low > high:
         errors.append(f"config key claims.own_slope_range: low {low} > high {high}")
     return errors
 
 
-def task_setting(config: dict, task: str) -> dict:
-    """The weak-error settings of one task: the section's defaults with the task's overrides applied."""
-    we = config["weak_error"]
+def task_setting(config: dict, task: str, stage: str = "weak_error") -> dict:
+    """The settings of one task of a weak-error stage (``weak_error`` or ``weak_error_minibatch``): the section's
+    defaults with the task's overrides applied, in the form :func:`samsde.experiments.weak_error.run_cell` takes."""
+    we = config[stage]
     entry = we["tasks"][task]
-    setting = {k: copy.deepcopy(we[k]) for k in TASK_OVERRIDES}
-    setting.update({k: copy.deepcopy(entry[k]) for k in TASK_OVERRIDES if k in entry})
+    overrides = STAGES[stage]
+    setting = {k: copy.deepcopy(we[k]) for k in overrides}
+    setting.update({k: copy.deepcopy(entry[k]) for k in overrides if k in entry})
     setting.update(
         task=task,
         source=entry["source"],
@@ -116,10 +143,57 @@ def task_setting(config: dict, task: str) -> dict:
         diffusion=we["diffusion"],
         algorithms=list(we["algorithms"]),
         scalings=copy.deepcopy(we["scalings"]),
-        drift_ablation=list(we.get("drift_ablation", we["scalings"])),
         record_every=we.get("record_every", 1),
     )
+    if stage == "weak_error":
+        setting["drift_ablation"] = list(we.get("drift_ablation", we["scalings"]))
+    else:  # real mini-batches: the noise is the batch; the inner sample draws n_inner of them
+        setting.update(
+            noise={"kind": "minibatch", "batch_size": setting.pop("batch_size")},
+            inner_samples=setting.pop("n_inner"),
+            sam_moments="auto",
+            formula_ablation=list(we["formula_ablation"]),
+        )
     return setting
+
+
+def _minibatch_errors(config: dict) -> list[str]:
+    """A mini-batch task must be a finite sum with 1 <= B < N (B = N is full batch: no noise, nothing to model),
+    and the sampled root draws its n_inner normals from the N Brownian coordinates."""
+    from samsde import make_task
+    from samsde.tasks import FiniteSum
+
+    errors = []
+    section = config["weak_error_minibatch"]
+    for name, entry in section["tasks"].items():
+        key = f"weak_error_minibatch.tasks.{name}"
+        try:
+            task = make_task(name, **entry["params"])
+        except ValueError as err:
+            errors.append(f"config key {key}.params: {entry['params']!r} rejected: {err}")
+            continue
+        if not isinstance(task, FiniteSum):
+            errors.append(f"config key {key}: task {name!r} is not a finite sum of samples (no mini-batches)")
+            continue
+        setting = task_setting(config, name, "weak_error_minibatch")
+        where = key if "batch_size" in entry else "weak_error_minibatch"
+        batch = setting["noise"]["batch_size"]
+        if not 1 <= batch < task.n_data:
+            errors.append(
+                f"config key {where}.batch_size: {batch} must be in [1, N - 1] = [1, {task.n_data - 1}] for "
+                f"{name!r} (N = {task.n_data} samples; B = N has no noise)"
+            )
+        where = key if "n_inner" in entry else "weak_error_minibatch"
+        if section["diffusion"] == "sampled" and setting["inner_samples"] > task.n_data:
+            errors.append(
+                f"config key {where}.n_inner: {setting['inner_samples']} exceeds N = {task.n_data} for {name!r} "
+                "(the sampled diffusion takes its normals from the N Brownian coordinates)"
+            )
+        etas = setting["etas"]
+        if len({str(e) for e in etas}) != len(etas):
+            where = key if "etas" in entry else "weak_error_minibatch"
+            errors.append(f"config key {where}.etas: {etas!r} has duplicates (one simulation job per eta)")
+    return errors
 
 
 def load_config(path: str | Path) -> dict:

@@ -8,6 +8,7 @@ FIGURES = {
     "weak_error": "Weak approximation",
     "trajectories": "Weak approximation",
     "drift_ablation": "Weak approximation",
+    "weak_error_minibatch": "Weak approximation",
     "quadratic_stationary": "Insights",
     "saddle": "Insights",
     "hessian_trace": "Insights",
@@ -21,5 +22,6 @@ FIGURES = {
 }
 
 #: each analysis rule writes results/claims/<fragment>.csv; the claims rule concatenates them
-CLAIM_FRAGMENTS = ["weak_error", "quadratic_stationary", "saddle", "hessian_trace", "flat_minima"]
+CLAIM_FRAGMENTS = ["weak_error", "weak_error_minibatch", "quadratic_stationary", "saddle", "hessian_trace"]
+CLAIM_FRAGMENTS += ["flat_minima"]
 CLAIM_FRAGMENTS += ["sharpness_sb_lb", "interpolation", "lr_scaling", "sam_vs_sgd", "hessian_spectrum", "bouncing"]

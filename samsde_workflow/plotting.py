@@ -19,6 +19,7 @@ PALETTE = {
     "own_sde": "#d95f02",
     "sgd_sde": "#1b9e77",
     "drift_only": "#7570b3",
+    "additive_formula": "#e6ab02",
     **{name: algorithm.color for name, algorithm in ALGORITHMS.items()},
     "theory": "#666666",
 }

@@ -118,6 +118,46 @@ BAD = {
         setitem("weak_error.scalings.none", {"alpha": 0.5, "c": 0.1}),
         ["weak_error.scalings.none", "reserved"],
     ),
+    "horizon shorter than a step": (
+        setitem("weak_error.tasks.iris.horizon", 0.05),
+        ["weak_error.tasks.iris.horizon", "0.05", "shorter than one step", "0.1"],
+    ),
+    # the mini-batch stage
+    "batch as large as the data": (
+        setitem("weak_error_minibatch.tasks.iris.batch_size", 150),
+        ["weak_error_minibatch.tasks.iris.batch_size", "150", "[1, 149]"],
+    ),
+    "batch larger than the data": (
+        setitem("weak_error_minibatch.batch_size", 500),
+        ["weak_error_minibatch.batch_size", "500", "teacher_student"],
+    ),
+    "zero batch size": (setitem("weak_error_minibatch.batch_size", 0), ["weak_error_minibatch.batch_size", "0"]),
+    "n_inner below 2": (setitem("weak_error_minibatch.n_inner", 1), ["weak_error_minibatch.n_inner", "1"]),
+    "n_inner above N for the sampled root": (
+        setitem("weak_error_minibatch.tasks.iris.n_inner", 151),
+        ["weak_error_minibatch.tasks.iris.n_inner", "151", "N = 150"],
+    ),
+    "mini-batch task that is not a finite sum": (
+        setitem("weak_error_minibatch.tasks.quadratic", {"source": "paper", "params": {}}),
+        ["weak_error_minibatch.tasks", "quadratic"],
+    ),
+    "unknown mini-batch diffusion": (
+        setitem("weak_error_minibatch.diffusion", "gaussian"),
+        ["weak_error_minibatch.diffusion", "gaussian"],
+    ),
+    "formula ablation at an unknown scaling": (
+        setitem("weak_error_minibatch.formula_ablation", ["linear"]),
+        ["weak_error_minibatch.formula_ablation[0]", "linear"],
+    ),
+    "duplicate mini-batch etas": (
+        setitem("weak_error_minibatch.etas", [0.1, 0.1]),
+        ["weak_error_minibatch.etas", "duplicates"],
+    ),
+    "mini-batch horizon shorter than a step": (
+        setitem("weak_error_minibatch.horizon", 0.01),
+        ["weak_error_minibatch.horizon", "0.01", "shorter than one step"],
+    ),
+    "NaN eta": (setitem("weak_error_minibatch.etas", [float("nan")]), ["weak_error_minibatch.etas[0]", "nan"]),
 }
 
 
@@ -132,7 +172,7 @@ def test_smoke_config_has_the_same_keys():
     def keys(d, prefix=""):
         out = set()
         for k, v in d.items():
-            if prefix.startswith("weak_error.tasks") or prefix.endswith("params"):
+            if prefix.startswith(("weak_error.tasks", "weak_error_minibatch.tasks")) or prefix.endswith("params"):
                 continue  # task lists and task parameters may differ
             out.add(prefix + k)
             if isinstance(v, dict):
@@ -172,3 +212,11 @@ def test_snakemake_stops_before_any_job(tmp_path):
     assert "weak_error.etas[1]" in out.stderr + out.stdout and "-0.05" in out.stderr + out.stdout
     assert keep.read_text() == "already computed\n"
     assert not (tmp_path / "results" / "weak_error").exists()
+
+
+def test_minibatch_task_setting_is_what_run_cell_takes():
+    setting = task_setting(DEFAULT, "iris", "weak_error_minibatch")
+    section = DEFAULT["weak_error_minibatch"]
+    assert setting["noise"] == {"kind": "minibatch", "batch_size": section["batch_size"]}
+    assert setting["inner_samples"] == section["n_inner"] and setting["formula_ablation"] == ["sqrt"]
+    assert "drift_ablation" not in setting and "batch_size" not in setting and "n_inner" not in setting

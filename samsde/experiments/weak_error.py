@@ -294,6 +294,8 @@ class _Evidence:
     own_range: tuple[float, float]
     sgd_max: float
     level: float
+    prefix: str = ""  # of every claim id ("minibatch." in the mini-batch stage)
+    figure: str = "weak_error"
 
     def slope_claim(self, claim_id, source, claim, fit, expected, passed, note=""):
         """A claim on a fitted slope; a fit on fewer than 3 resolved points is never a pass."""
@@ -301,7 +303,7 @@ class _Evidence:
         if not fit.usable:
             used, passed = f"{used}: fewer than 3 resolved points, not a pass", False
         return Claim(
-            claim_id=claim_id, source=source, figure="weak_error", claim=claim,
+            claim_id=self.prefix + claim_id, source=source, figure=self.figure, claim=claim,
             quantity="log-log slope of the relative weak error", value=fit.slope, ci_low=fit.ci_low,
             ci_high=fit.ci_high, expected=expected, passed=bool(passed),
             note=_notes(used, "diverged runs present" if fit.any_diverged else "", note),
@@ -333,12 +335,14 @@ class _Evidence:
         reps = replicate_table(self.replicates, task, algorithm, scaling, statistic, eta)
         low, high = quantile_interval(reps["own_sde"] / reps["sgd_sde"], self.level)
         yield Claim(
-            claim_id=f"own_beats_sgd_sde.{tag}", source="paper", figure="weak_error",
+            claim_id=f"{self.prefix}own_beats_sgd_sde.{tag}", source="paper", figure=self.figure,
             claim=f"{name}'s own SDE is closer to it than the SGD SDE {where}",
             quantity=f"error ratio own/SGD SDE at the smallest eta ({eta:g}; paired bootstrap interval)",
             value=e["own_sde"] / e["sgd_sde"], ci_low=low, ci_high=high, expected="ratio < 1 (interval below 1)",
             passed=bool(control_ok and high < 1), note=regime,
         )  # fmt: skip
+        if "additive_formula" in e:
+            yield self.formula_claim(tag, where, name, eta, e, reps, regime, sel & (errors.eta == eta), statistic)
         if np.isclose(alpha, 0.5) and "drift_only" in e:
             # share of the own SDE's gain over the SGD SDE that the drift alone achieves (1: all of it)
             def share(t):
@@ -356,6 +360,32 @@ class _Evidence:
             )  # fmt: skip
 
 
+    def formula_claim(self, tag, where, name, eta, e, reps, regime, at_eta, statistic):
+        """The paper's mini-batch SDE against section 3's additive-noise formula on the same noise (the ablation):
+        the own SDE's error is below the ablation's (the paired interval of the ratio below 1).  The note says how far
+        apart the two SDEs are (coupled: the gap is measured far more precisely than either error); a gap within
+        3x its floor means the dropped terms are negligible at this precision."""
+        row = self.errors[at_eta & (self.errors.statistic == statistic) & (self.errors.model == "additive_formula")]
+        gap, gap_floor = float(row.gap_to_own.iloc[0]), float(row.gap_floor.iloc[0])
+        low, high = quantile_interval(reps["own_sde"] / reps["additive_formula"], self.level)
+        note = f"the two SDEs differ by {gap:.3g} (paired floor {gap_floor:.3g})"
+        if not gap > FLOOR_FACTOR * gap_floor:
+            note += f": within {FLOOR_FACTOR:g}x, the dropped terms are negligible at this precision"
+        return Claim(
+            claim_id=f"{self.prefix}additive_formula_worse.{tag}", source="reconstructed", figure=self.figure,
+            claim=f"{name}'s mini-batch SDE is closer to it than the additive-noise formula on the same noise, which "
+            f"drops rho grad tr Sigma / 2 and the randomness of the batch Hessian {where}",
+            quantity=f"error ratio own SDE / additive-formula SDE at the smallest eta ({eta:g}; paired bootstrap "
+            "interval)", value=e["own_sde"] / e["additive_formula"], ci_low=low, ci_high=high,
+            expected="ratio < 1 (interval below 1)", passed=bool(regime == "" and high < 1),
+            note=_notes(note, regime),
+        )  # fmt: skip
+
+
+#: the weak-error stages: the prefix of their claim ids and their figure
+STAGES = {None: ("", "weak_error"), "minibatch": ("minibatch.", "weak_error_minibatch")}
+
+
 def claims(
     errors: pd.DataFrame,
     slopes: pd.DataFrame,
@@ -363,13 +393,17 @@ def claims(
     settings: dict,
     thresholds: dict,
     level: float = 0.95,
+    stage: str | None = None,
 ) -> list:
     """The weak-error claims of every task, on both test functions: per task the SGD control (``control.*``), then
     for each algorithm and scaling the own SDE's order 1, the SGD SDE's failure to be order 1 under
     rho = c sqrt(eta), own vs SGD SDE, the drift ablation, and last the solver's share (``solver_error.*``).
-    ``settings`` is the ``weak_error`` config section, ``thresholds`` the ``claims`` one."""
-    ev = _Evidence(errors, replicates, slopes.set_index(["task", "algorithm", "scaling", "model", "statistic"]),
-                   tuple(thresholds["own_slope_range"]), thresholds["sgd_slope_max"], level)  # fmt: skip
+    ``settings`` is the stage's config section, ``thresholds`` the ``claims`` one; ``stage="minibatch"`` prefixes
+    the ids with "minibatch." and adds, per algorithm with an additive-noise formula, its ablation claim."""
+    prefix, figure = STAGES[stage]
+    fits = slopes.set_index(["task", "algorithm", "scaling", "model", "statistic"])
+    ev = _Evidence(errors, replicates, fits, tuple(thresholds["own_slope_range"]), thresholds["sgd_slope_max"], level,
+                   prefix, figure)  # fmt: skip
     lo, hi = ev.own_range
     out = []
     for task in settings["tasks"]:
@@ -388,7 +422,7 @@ def claims(
         used = slopes[(slopes.task == task) & slopes.model.isin(["own_sde", "sgd_sde"])]
         share = float(used.max_solver_share.max())
         out.append(Claim(
-            claim_id=f"solver_error.{task}", source="control", figure="weak_error",
+            claim_id=f"{prefix}solver_error.{task}", source="control", figure=figure,
             claim=f"Euler-Maruyama's own bias is small against the model error ({task}, both test functions)",
             quantity="largest |E_r - E_2r| / model error over the points of the own-SDE, SGD-SDE and control fits",
             value=share, ci_low=float("nan"), ci_high=float("nan"), expected=f"< {SOLVER_SHARE_MAX}",

@@ -106,6 +106,16 @@ class AutogradLinearization(Linearization):
         return hv
 
 
+class GradientOnly(Linearization):
+    """The gradient at a point and nothing else: for a model whose coefficients need no full-batch H v."""
+
+    def __init__(self, grad: Tensor):
+        self.grad = grad
+
+    def hvp(self, v: Tensor) -> Tensor:
+        raise RuntimeError("this point holds the gradient only (the model asked for no Hessian-vector product)")
+
+
 class ConstantHessian(Linearization):
     """Exact linearization of a quadratic: H v is one matrix product."""
 

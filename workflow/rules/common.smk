@@ -33,31 +33,47 @@ def section(name):
     return {"seed": config["seed"], "device": config["device"], name: config[name]}
 
 
-# ---- weak_error stage
+# ---- weak_error stages: Gaussian noise (weak_error) and real mini-batches (weak_error_minibatch)
 WE = config["weak_error"]
+WE_MB = config["weak_error_minibatch"]
 
 
-# one simulation job per (task, eta): every model of the task at that eta shares one Brownian path
-WE_CELLS = {
-    "task": [t for t in WE["tasks"] for _ in task_setting(config, t)["etas"]],
-    "eta": [str(e) for t in WE["tasks"] for e in task_setting(config, t)["etas"]],
-}
+def stage_cells(stage):
+    """One simulation job per (task, eta): every model of the task at that eta shares one Brownian path."""
+    tasks = config[stage]["tasks"]
+    return {
+        "task": [t for t in tasks for _ in task_setting(config, t, stage)["etas"]],
+        "eta": [str(e) for t in tasks for e in task_setting(config, t, stage)["etas"]],
+    }
 
 
-def weak_error_runs(name):
-    """Every run's table ``name`` (errors, replicates or trajectories)."""
+WE_CELLS = stage_cells("weak_error")
+WE_MB_CELLS = stage_cells("weak_error_minibatch")
+
+
+def stage_runs(stage, name):
+    """Every run's table ``name`` (errors, replicates or trajectories) of a stage."""
+    cells = stage_cells(stage)
     return expand(
-        "results/weak_error/runs/{task}/eta_{eta}/{name}.csv",
+        f"results/{stage}/runs/{{task}}/eta_{{eta}}/{{name}}.csv",
         zip,
-        **WE_CELLS,
-        name=[name] * len(WE_CELLS["eta"]),
+        **cells,
+        name=[name] * len(cells["eta"]),
     )
 
 
-def weak_error_eta(wildcards):
+def weak_error_runs(name):
+    return stage_runs("weak_error", name)
+
+
+def stage_eta(stage):
     """The eta of a simulation job, as the config writes it (the wildcard is its str())."""
-    etas = {str(e): e for e in task_setting(config, wildcards.task)["etas"]}
-    return etas[wildcards.eta]
+
+    def eta(wildcards):
+        etas = {str(e): e for e in task_setting(config, wildcards.task, stage)["etas"]}
+        return etas[wildcards.eta]
+
+    return eta
 
 
 # panel order of the weak-error figures: as listed in the config
@@ -66,6 +82,12 @@ FIGURE_LAYOUT = dict(
     algorithms=WE["algorithms"],
     scalings=list(WE["scalings"]),
     drift_ablation=list(WE.get("drift_ablation", WE["scalings"])),
+)
+MINIBATCH_LAYOUT = dict(
+    tasks=list(WE_MB["tasks"]),
+    algorithms=WE_MB["algorithms"],
+    scalings=list(WE_MB["scalings"]),
+    batch_sizes={t: task_setting(config, t, "weak_error_minibatch")["noise"]["batch_size"] for t in WE_MB["tasks"]},
 )
 
 

@@ -12,6 +12,13 @@ FIGURE_RULES = {
     ),
     "trajectories": ({"trajectories": weak_error_runs("trajectories")}, FIGURE_LAYOUT),
     "drift_ablation": ({"errors": "results/weak_error/errors.csv"}, FIGURE_LAYOUT),
+    "weak_error_minibatch": (
+        {
+            "errors": "results/weak_error_minibatch/errors.csv",
+            "slopes": "results/weak_error_minibatch/slopes.csv",
+        },
+        MINIBATCH_LAYOUT,
+    ),
     "quadratic_stationary": (
         {"table": "results/insights/quadratic_stationary.csv"},
         {},

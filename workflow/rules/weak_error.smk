@@ -22,7 +22,7 @@ rule simulate_weak_error:
         seed=config["seed"],
         device=config["device"],
         section=lambda wc: task_setting(config, wc.task),
-        eta=weak_error_eta,
+        eta=stage_eta("weak_error"),
     script:
         "../../scripts/simulate_weak_error.py"
 
@@ -45,5 +45,56 @@ rule weak_error_table:
         seed=config["seed"],
         section=WE,
         claims=config["claims"],
+    script:
+        "../../scripts/weak_error_table.py"
+
+
+# The mini-batch regime: the same cells, on real mini-batches (discrete runs not coupled to the SDEs) with the
+# paper's mini-batch SDEs, their additive-noise-formula ablation and the SGD SDE.
+
+
+rule simulate_weak_error_minibatch:
+    output:
+        trajectories="results/weak_error_minibatch/runs/{task}/eta_{eta}/trajectories.csv",
+        errors="results/weak_error_minibatch/runs/{task}/eta_{eta}/errors.csv",
+        replicates="results/weak_error_minibatch/runs/{task}/eta_{eta}/replicates.csv",
+    log:
+        "logs/simulate_weak_error_minibatch/{task}/eta_{eta}.log",
+    benchmark:
+        benchmark_file("simulate_weak_error_minibatch", "{task}/eta_{eta}", zip, **WE_MB_CELLS)
+    conda:
+        "../envs/samsde.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        seed=config["seed"],
+        device=config["device"],
+        section=lambda wc: task_setting(config, wc.task, "weak_error_minibatch"),
+        eta=stage_eta("weak_error_minibatch"),
+    script:
+        "../../scripts/simulate_weak_error.py"
+
+
+rule weak_error_minibatch_table:
+    input:
+        errors=stage_runs("weak_error_minibatch", "errors"),
+        replicates=stage_runs("weak_error_minibatch", "replicates"),
+    output:
+        errors="results/weak_error_minibatch/errors.csv",
+        slopes="results/weak_error_minibatch/slopes.csv",
+        claims="results/claims/weak_error_minibatch.csv",
+    log:
+        "logs/weak_error_minibatch_table.log",
+    benchmark:
+        benchmark_file("weak_error_minibatch_table")
+    conda:
+        "../envs/samsde.yaml"
+    params:
+        seed=config["seed"],
+        section=WE_MB,
+        claims=config["claims"],
+        stage="minibatch",
     script:
         "../../scripts/weak_error_table.py"
