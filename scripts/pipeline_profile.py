@@ -1,8 +1,7 @@
 """The pipeline's profile: every job's wall time, CPU time and peak memory from its Snakemake benchmark file.
 
-Writes results/profile.csv (one row per job, slowest first) and a bar chart of the slowest jobs.  The times are
-measurements of this run on this machine: unlike every other table they are not reproducible bit for bit.
-"""
+Writes results/profile.csv (one row per job, slowest first) and a bar chart of the slowest jobs: measurements of
+this run on this machine, which unlike every other table are not reproducible bit for bit."""
 
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from samsde_workflow.logs import rule_logging
 from samsde_workflow.plotting import finish, save_figure, set_style
 
 ROOT = Path("results/benchmarks")
-STAGES = {"simulate_weak_error": "weak error", "weak_error_table": "weak error"}
+STAGES = dict.fromkeys(["simulate_weak_error", "weak_error_table"], "weak error")
+STAGES |= dict.fromkeys(["simulate_weak_error_minibatch", "weak_error_minibatch_table"], "weak error, mini-batch")
 SHOWN = 25  # jobs in the chart
 
 

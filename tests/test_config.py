@@ -129,7 +129,7 @@ BAD = {
     ),
     "batch larger than the data": (
         setitem("weak_error_minibatch.batch_size", 500),
-        ["weak_error_minibatch.batch_size", "500", "teacher_student"],
+        ["weak_error_minibatch.batch_size", "500", "'iris'"],
     ),
     "zero batch size": (setitem("weak_error_minibatch.batch_size", 0), ["weak_error_minibatch.batch_size", "0"]),
     "n_inner below 2": (setitem("weak_error_minibatch.n_inner", 1), ["weak_error_minibatch.n_inner", "1"]),

@@ -87,7 +87,10 @@ MINIBATCH_LAYOUT = dict(
     tasks=list(WE_MB["tasks"]),
     algorithms=WE_MB["algorithms"],
     scalings=list(WE_MB["scalings"]),
-    batch_sizes={t: task_setting(config, t, "weak_error_minibatch")["noise"]["batch_size"] for t in WE_MB["tasks"]},
+    batch_sizes={
+        t: task_setting(config, t, "weak_error_minibatch")["noise"]["batch_size"]
+        for t in WE_MB["tasks"]
+    },
 )
 
 

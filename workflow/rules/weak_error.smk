@@ -61,7 +61,9 @@ rule simulate_weak_error_minibatch:
     log:
         "logs/simulate_weak_error_minibatch/{task}/eta_{eta}.log",
     benchmark:
-        benchmark_file("simulate_weak_error_minibatch", "{task}/eta_{eta}", zip, **WE_MB_CELLS)
+        benchmark_file(
+            "simulate_weak_error_minibatch", "{task}/eta_{eta}", zip, **WE_MB_CELLS
+        )
     conda:
         "../envs/samsde.yaml"
     threads: 1
