@@ -6,7 +6,8 @@ dW_{k,1..r} ~ N(0, dt I), dt = eta / r, shared by every runner when ``coupled``:
 - a discrete runner with additive noise takes one step with Z_k = -Sigma^(1/2) (dW_{k,1} + ... + dW_{k,r}) / sqrt(eta),
   so Z_k ~ N(0, Sigma) and -eta Z_k equals the SDE's noise sqrt(eta) Sigma^(1/2) (W_{(k+1)eta} - W_{k eta}).
   (The opposite sign would make the two noises anti-correlated.)
-A discrete runner with mini-batch noise draws its own batches, so it is never coupled.
+A discrete runner with mini-batch noise draws its own batches, so it is never coupled (and draws no increments);
+the SDE runners of the same simulation still share their Brownian path with each other.
 
 Solver refinement (paper notes, section 9): an SDE runner with ``refinement = q`` takes q r Euler-Maruyama steps per
 discrete step.  The loop then draws the increments on the finest grid, dt = eta / (r q_max), and hands each runner
@@ -57,7 +58,8 @@ OBSERVABLES: dict[str, Observable] = {
 
 class Runner(Protocol):
     """What the loop needs of a runner.  It may also offer ``gradient_at(x)``: the full-batch gradient at its state
-    x, computed once for the observables and the runner's next step (see ``_RecordedState``)."""
+    x, computed once for the observables and the runner's next step (see ``_RecordedState``), and set
+    ``uses_increments = False`` when it draws its own noise (it then gets ``None`` instead of increments)."""
 
     name: str
     eta: float  # the discrete time step t_{k+1} - t_k the runner advances over
@@ -108,6 +110,7 @@ class DiscreteRunner:
         self.name = name or algorithm.name
         self.dim_w = noise.dim_w
         self.coupled = noise.additive
+        self.uses_increments = noise.additive  # a mini-batch run draws batches, not Brownian increments
         if isinstance(noise, MiniBatch) and generator is None:
             raise ValueError("a mini-batch runner needs a seeded generator for its batches (samsde.make_generator)")
         self.generator = generator
@@ -217,15 +220,16 @@ def simulate(
     refinements = {r.name: getattr(r, "refinement", 1) for r in runners}
     finest = math.lcm(*refinements.values())
     dt = eta / (resolution * finest)
-    share = coupled and all(r.coupled for r in runners)
-    dims = {r.dim_w for r in runners}
-    if share and len(dims) != 1:
+    # the coupled runners share one Brownian path; a runner that is not coupled (a mini-batch discrete run, which
+    # draws its own batches and uses no increments) or every runner when not ``coupled`` has a stream of its own
+    together = [r for r in runners if coupled and r.coupled]
+    dims = {r.dim_w for r in together}
+    if len(dims) > 1:
         raise ValueError(f"coupled runners must share the Brownian dimension, got {sorted(dims)}")
-    if share:
-        shared = make_generator(seed, *stream, "brownian")
-        gens = {r.name: shared for r in runners}
-    else:
-        gens = {r.name: make_generator(seed, *stream, "brownian", r.name) for r in runners}
+    shared = make_generator(seed, *stream, "brownian") if together else None
+    gens = {
+        r.name: shared if coupled and r.coupled else make_generator(seed, *stream, "brownian", r.name) for r in runners
+    }
 
     record_steps = list(range(0, n_steps + 1, record_every))
     if record_steps[-1] != n_steps:
@@ -260,12 +264,15 @@ def simulate(
     for k in steps_iter:
         increments = {}
         for r in runners:
-            gen = gens[r.name]
-            key = id(gen)
-            if key not in increments:
-                increments[key] = brownian_increments(gen, resolution * finest, n_paths, r.dim_w, dt, device)
             q = refinements[r.name]
-            own = coarsened(increments[key], finest // q)
+            if getattr(r, "uses_increments", True):
+                gen = gens[r.name]
+                key = id(gen)
+                if key not in increments:
+                    increments[key] = brownian_increments(gen, resolution * finest, n_paths, r.dim_w, dt, device)
+                own = coarsened(increments[key], finest // q)
+            else:
+                own = None
             x = r.advance(states[r.name], own, dt * finest / q)
             bad = ~torch.isfinite(x).all(dim=1) | (torch.linalg.vector_norm(x, dim=1) > blowup)
             if bad.any():

@@ -266,3 +266,24 @@ def test_minibatch_sde_input_errors(setting):
 
     with pytest.raises(ValueError, match="'sampled'"):
         SDEModel(task, IsotropicGaussian(D, 0.1), 0.01, 0.1, "usam", mode="sampled")
+
+
+def test_sde_runners_share_their_path_next_to_an_uncoupled_minibatch_run(setting):
+    """A mini-batch discrete run draws its own batches and no increments; the SDE runners of the same simulation
+    still share one Brownian path: two copies of one SDE give the same paths bit for bit, and the discrete run's
+    paths do not depend on which SDEs run next to it (an earlier loop gave every runner its own stream as soon as
+    one runner was uncoupled, which fails the first check)."""
+    from samsde.simulate import DiscreteRunner, SDERunner, simulate
+
+    task, noise, x = setting
+
+    def run(*sdes):
+        discrete = DiscreteRunner(task, noise, "usam", 0.05, 0.1, "discrete", make_generator(0, "batches"))
+        return simulate(task, [discrete, *sdes], x[0], 64, 10, 2, seed=3)
+
+    sdes = [SDERunner(SDEModel(task, noise, 0.05, 0.0, "sgd"), name) for name in ("a", "b")]
+    both = run(*sdes)
+    assert torch.equal(both.final["a"], both.final["b"])
+    assert not torch.equal(both.final["a"], both.final["discrete"])
+    alone = run()
+    assert torch.equal(alone.final["discrete"], both.final["discrete"])
