@@ -101,8 +101,7 @@ def sample(model: SDEModel, p: Point) -> BatchSample:
     k, (m, d) = model.inner_samples, p.x.shape
     idx = model.batch_draws(k * m, task.n_data, noise.batch_size).to(p.x.device)  # row j m + i: path i
     lin = task.batch_linearize(p.x.repeat(k, 1), idx)
-    full = p.grad.repeat(k, 1)
-    v = algorithm.perturbation(lin.grad, lambda: full, 1.0)
+    v = algorithm.perturbation(lin.grad, lambda: p.grad.repeat(k, 1), 1.0)  # grad f: only DNSAM asks for it
     h = lin.hvp(v)
     return BatchSample(idx.view(k, m, -1), lin.grad.view(k, m, d), h.view(k, m, d), noise.scale)
 
