@@ -58,13 +58,12 @@ OBSERVABLES: dict[str, Observable] = {
 
 class Runner(Protocol):
     """What the loop needs of a runner.  It may also offer ``gradient_at(x)``: the full-batch gradient at its state
-    x, computed once for the observables and the runner's next step (see ``_RecordedState``), and set
-    ``uses_increments = False`` when it draws its own noise (it then gets ``None`` instead of increments)."""
+    x, computed once for the observables and the runner's next step (see ``_RecordedState``)."""
 
     name: str
     eta: float  # the discrete time step t_{k+1} - t_k the runner advances over
     dim_w: int
-    coupled: bool
+    coupled: bool  # it advances on the Brownian increments (False: it draws its own noise and gets None)
     refinement: int  # Euler-Maruyama steps per Brownian increment of the base grid (1 for discrete runners)
 
     def advance(self, x: Tensor, increments: Tensor, dt: float) -> Tensor: ...
@@ -109,8 +108,7 @@ class DiscreteRunner:
         self.task, self.noise, self.algorithm, self.eta, self.rho = task, noise, algorithm, eta, rho
         self.name = name or algorithm.name
         self.dim_w = noise.dim_w
-        self.coupled = noise.additive
-        self.uses_increments = noise.additive  # a mini-batch run draws batches, not Brownian increments
+        self.coupled = noise.additive  # a mini-batch run draws its own batches, not Brownian increments
         if isinstance(noise, MiniBatch) and generator is None:
             raise ValueError("a mini-batch runner needs a seeded generator for its batches (samsde.make_generator)")
         self.generator = generator
@@ -220,16 +218,14 @@ def simulate(
     refinements = {r.name: getattr(r, "refinement", 1) for r in runners}
     finest = math.lcm(*refinements.values())
     dt = eta / (resolution * finest)
-    # the coupled runners share one Brownian path; a runner that is not coupled (a mini-batch discrete run, which
-    # draws its own batches and uses no increments) or every runner when not ``coupled`` has a stream of its own
-    together = [r for r in runners if coupled and r.coupled]
-    dims = {r.dim_w for r in together}
-    if len(dims) > 1:
+    # the runners driven by Brownian increments share one path (each has a stream of its own when not ``coupled``);
+    # a runner that is not coupled (a mini-batch discrete run) draws its own batches and no increments
+    driven = [r for r in runners if r.coupled]
+    dims = {r.dim_w for r in driven}
+    if coupled and len(dims) > 1:
         raise ValueError(f"coupled runners must share the Brownian dimension, got {sorted(dims)}")
-    shared = make_generator(seed, *stream, "brownian") if together else None
-    gens = {
-        r.name: shared if coupled and r.coupled else make_generator(seed, *stream, "brownian", r.name) for r in runners
-    }
+    shared = make_generator(seed, *stream, "brownian") if coupled and driven else None
+    gens = {r.name: shared if coupled else make_generator(seed, *stream, "brownian", r.name) for r in driven}
 
     record_steps = list(range(0, n_steps + 1, record_every))
     if record_steps[-1] != n_steps:
@@ -265,7 +261,7 @@ def simulate(
         increments = {}
         for r in runners:
             q = refinements[r.name]
-            if getattr(r, "uses_increments", True):
+            if r.coupled:
                 gen = gens[r.name]
                 key = id(gen)
                 if key not in increments:

@@ -88,10 +88,6 @@ def _semantic_errors(config: dict) -> list[str]:
         except ValueError as err:
             errors.append(f"config key {key}: {params!r} rejected: {err}")
         setting = task_setting(config, name)
-        etas = setting["etas"]
-        if len({str(e) for e in etas}) != len(etas):
-            where = f"weak_error.tasks.{name}.etas" if "etas" in entry else "weak_error.etas"
-            errors.append(f"config key {where}: {etas!r} has duplicates (one simulation job per eta)")
         noise = setting["noise"]
         if noise["kind"] in ("isotropic", "psd") and "sigma" not in noise:
             errors.append(f"config key weak_error.tasks.{name}.noise: kind {noise['kind']!r} needs sigma")
@@ -114,10 +110,14 @@ def _semantic_errors(config: dict) -> list[str]:
                     f"config key {stage}.{ablation}[{i}]: {name!r} is not a scaling of {stage}.scalings "
                     f"({sorted(section['scalings'])})"
                 )
-        for name in section["tasks"]:
+        for name, entry in section["tasks"].items():
             setting = task_setting(config, name, stage)
-            where = f"{stage}.tasks.{name}" if "horizon" in section["tasks"][name] else stage
-            short = [e for e in setting["etas"] if setting["horizon"] < e]
+            etas = setting["etas"]
+            if len({str(e) for e in etas}) != len(etas):
+                where = f"{stage}.tasks.{name}" if "etas" in entry else stage
+                errors.append(f"config key {where}.etas: {etas!r} has duplicates (one simulation job per eta)")
+            where = f"{stage}.tasks.{name}" if "horizon" in entry else stage
+            short = [e for e in etas if setting["horizon"] < e]
             if short:
                 horizon = setting["horizon"]
                 errors.append(f"config key {where}.horizon: {horizon} is shorter than one step eta = {short}")
@@ -189,10 +189,6 @@ def _minibatch_errors(config: dict) -> list[str]:
                 f"config key {where}.n_inner: {setting['inner_samples']} exceeds N = {task.n_data} for {name!r} "
                 "(the sampled diffusion takes its normals from the N Brownian coordinates)"
             )
-        etas = setting["etas"]
-        if len({str(e) for e in etas}) != len(etas):
-            where = key if "etas" in entry else "weak_error_minibatch"
-            errors.append(f"config key {where}.etas: {etas!r} has duplicates (one simulation job per eta)")
     return errors
 
 

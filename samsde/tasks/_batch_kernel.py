@@ -63,9 +63,9 @@ class BatchNetworkLinearization(Linearization):
             self._a, self._e, self._d, self._first = a, e, d, first
 
     def _pack(self, g_aug: Tensor, g2: Tensor, gb2: Tensor) -> Tensor:
+        """[W1 | b1] (R, h, p+1), W2 (R, o, h), b2 (R, o) as the flat (R, d) vector."""
         p = self._net.layout.n_in
-        r = g_aug.shape[0]
-        return torch.cat([g_aug[:, :, :p].reshape(r, -1), g_aug[:, :, p], g2.reshape(r, -1), gb2], dim=1)
+        return self._net.layout.pack(g_aug[:, :, :p], g_aug[:, :, p], g2, gb2)
 
     def hvp(self, v: Tensor) -> Tensor:
         net, a, e, d, first = self._net, self._a, self._e, self._d, self._first

@@ -38,6 +38,13 @@ class _Layout:
     def dim(self) -> int:
         return self.n_hidden * self.n_in + self.n_hidden + self.n_out * self.n_hidden + self.n_out
 
+    def pack(self, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+        """The flat (M, d) vector of the per-path blocks W1 (M, h, p), b1 (M, h), W2 (M, o, h), b2 (M, o).
+
+        The inverse of :meth:`unpack`."""
+        m = w1.shape[0]
+        return torch.cat([w1.reshape(m, -1), b1.reshape(m, -1), w2.reshape(m, -1), b2.reshape(m, -1)], dim=1)
+
     def unpack(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         m = x.shape[0]
         sizes = [self.n_hidden * self.n_in, self.n_hidden, self.n_out * self.n_hidden, self.n_out]

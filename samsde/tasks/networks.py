@@ -327,7 +327,7 @@ class OneHiddenLayerNet(FiniteSum):
         rdelta = first.mul_(rd).addcmul_(second, rz.mul_(d))
         g1 = torch.mm(self.inputs_augmented_t, rdelta.view(n, -1)).view(-1, m, n_hidden)  # (p+1, M, h)
         g2 = torch.stack([(a * re[:, :, k : k + 1]).sum(0) + (ra * e[:, :, k : k + 1]).sum(0) for k in range(o)], 1)
-        return torch.cat([g1[:-1].permute(1, 2, 0).reshape(m, -1), g1[-1], g2.reshape(m, -1), re.sum(0)], dim=1)
+        return self.layout.pack(g1[:-1].permute(1, 2, 0), g1[-1], g2, re.sum(0))
 
     def _inputs_sq_plus_one(self) -> Tensor:
         """|x~_n|^2 = |x_n|^2 + 1 as (N, 1, 1)."""
