@@ -4,7 +4,9 @@
 #   snakemake --report results/report.html      # the report, after a run
 
 
-configfile: "config.yaml"
+# the defaults, next to this file (so a run from another working directory, -d, gets them too); a --configfile
+# is merged over them key by key
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 report: "workflow/report/workflow.rst"

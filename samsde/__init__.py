@@ -10,7 +10,7 @@ from samsde.noise import make_noise
 from samsde.sde import SDEModel
 from samsde.seeding import derive_seed, make_generator
 from samsde.simulate import OBSERVABLES, DiscreteRunner, SDERunner, simulate
-from samsde.tasks import TASKS, make_task
+from samsde.tasks import TASKS, from_module, make_task
 
 __all__ = [
     "ALGORITHMS",
@@ -22,6 +22,7 @@ __all__ = [
     "SDERunner",
     "derive_seed",
     "discrete_step",
+    "from_module",
     "make_generator",
     "make_noise",
     "make_task",

@@ -1,7 +1,8 @@
 """Config validation with messages that name the offending key and value, before any job starts.
 
 Two layers: the JSON schema (types, ranges, allowed names, unknown keys) and semantic checks the schema cannot
-express (a task's parameters are accepted by its constructor, a spectrum and x0 of equal length, ...).
+express (a task's parameters are accepted by its constructor, a spectrum and x0 of equal length, a user's model
+file keeps the contract, ...).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return f"config key {key}: {error.message}"
     if error.validator == "propertyNames":
-        return f"config key {key}: {error.message} (allowed: {error.schema['propertyNames'].get('enum')})"
+        names = error.schema["propertyNames"]
+        allowed = names.get("enum") or f"names matching {names.get('pattern')}"
+        return f"config key {key}: {error.message} (allowed: {allowed})"
     return f"config key {key}: value {error.instance!r} is invalid: {error.message}"
 
 
@@ -71,28 +74,32 @@ def _non_finite(node, path=()) -> list[str]:
 
 
 def _semantic_errors(config: dict) -> list[str]:
-    from samsde import make_task  # late imports: keep schema errors fast and torch-free
-    from samsde.algorithms import get
+    from samsde.algorithms import get  # late imports: keep schema errors fast and torch-free
+    from samsde.tasks import FiniteSum
 
-    errors = []
+    errors = _selection_errors(config)
     we = config["weak_error"]
     for name, entry in we["tasks"].items():
-        key = f"weak_error.tasks.{name}.params"
-        params = entry["params"]
-        spectrum, x0 = params.get("spectrum"), params.get("x0")
-        if spectrum is not None and x0 is not None and len(spectrum) != len(x0):
-            errors.append(f"config key {key}.x0: length {len(x0)} does not match the spectrum's length {len(spectrum)}")
-            continue
-        try:
-            make_task(name, **params)
-        except ValueError as err:
-            errors.append(f"config key {key}: {params!r} rejected: {err}")
+        task, error = _checked_task(config, "weak_error", name)
+        if error:
+            errors.append(error)
         setting = task_setting(config, name)
         noise = setting["noise"]
         if noise["kind"] in ("isotropic", "psd") and "sigma" not in noise:
             errors.append(f"config key weak_error.tasks.{name}.noise: kind {noise['kind']!r} needs sigma")
         if noise["kind"] == "minibatch" and "batch_size" not in noise:
             errors.append(f"config key weak_error.tasks.{name}.noise: kind 'minibatch' needs batch_size")
+        elif noise["kind"] == "minibatch" and task is not None:
+            where = f"weak_error.tasks.{name}" if "noise" in entry else "weak_error"
+            if not isinstance(task, FiniteSum):
+                errors.append(
+                    f"config key {where}.noise: task {name!r} is not a finite sum of samples (no mini-batches)"
+                )
+            elif noise["batch_size"] > task.n_data:
+                errors.append(
+                    f"config key {where}.noise.batch_size: {noise['batch_size']} is above N = {task.n_data} "
+                    f"samples of {name!r}"
+                )
         needs_moments = [a for a in we["algorithms"] if get(a).needs_inner_moments]
         if setting["sam_moments"] == "closed_form" and noise["kind"] != "isotropic" and needs_moments:
             errors.append(
@@ -127,6 +134,92 @@ def _semantic_errors(config: dict) -> list[str]:
     return errors
 
 
+def build_task(setting: dict, stage: str = "weak_error"):
+    """The task of one weak-error setting (:func:`task_setting`'s): a registered task by its name and params, or,
+    for ``source: user``, the task of the user's model file (:mod:`samsde_workflow.user_model`)."""
+    from samsde import make_task
+    from samsde_workflow.user_model import load_user_task
+
+    name = setting["task"]
+    if setting["source"] == "user":
+        return load_user_task(name, setting, f"{stage}.tasks.{name}")
+    return make_task(name, **setting["params"])
+
+
+def _checked_task(config: dict, stage: str, name: str):
+    """(task, None) when the entry builds, else (None, the error line naming its key)."""
+    from samsde_workflow.user_model import UserModelError
+
+    entry = config[stage]["tasks"][name]
+    key = f"{stage}.tasks.{name}"
+    from samsde.tasks import TASKS
+
+    if entry["source"] != "user" and name not in TASKS:
+        return None, (
+            f"config key {key}: {name!r} is not a registered task ({sorted(TASKS)}); a model of your own needs "
+            "source: user and module: <path of its .py file>"
+        )
+    if entry["source"] != "user" and "module" in entry:
+        return (
+            None,
+            f"config key {key}.module: only a task with source 'user' has a module (source is {entry['source']!r})",
+        )
+    params = entry.get("params", {})
+    spectrum, x0 = params.get("spectrum"), params.get("x0")
+    if spectrum is not None and x0 is not None and len(spectrum) != len(x0):
+        return (
+            None,
+            f"config key {key}.params.x0: length {len(x0)} does not match the spectrum's length {len(spectrum)}",
+        )
+    try:
+        return build_task(task_setting(config, name, stage), stage), None
+    except UserModelError as err:
+        return None, str(err)
+    except ValueError as err:
+        return None, f"config key {key}.params: {params!r} rejected: {err}"
+
+
+#: the stages ``run.stages`` may name; the weak-error stages (``STAGES``) also select tasks by ``run.tasks``
+RUN_STAGES = ("weak_error", "weak_error_minibatch", "insights", "lecture")
+
+
+def selected_tasks(config: dict, stage: str) -> list[str]:
+    """The tasks of a weak-error stage that run: those of ``run.tasks`` (all when it is ``all``), in the stage's
+    order; none when the stage is not in ``run.stages``."""
+    run = config["run"]
+    if stage not in run["stages"]:
+        return []
+    return [t for t in config[stage]["tasks"] if run["tasks"] == "all" or t in run["tasks"]]
+
+
+def stage_section(config: dict, stage: str) -> dict:
+    """A weak-error stage's config section with only its selected tasks (the tables' and figures' params)."""
+    section = dict(config[stage])
+    section["tasks"] = {t: config[stage]["tasks"][t] for t in selected_tasks(config, stage)}
+    return section
+
+
+def _selection_errors(config: dict) -> list[str]:
+    """``run.tasks`` names tasks that exist, and every weak-error stage of ``run.stages`` keeps at least one."""
+    run = config["run"]
+    errors = []
+    for stage in STAGES:
+        if stage in run["stages"] and not selected_tasks(config, stage):
+            errors.append(
+                f"config key run.tasks: {run['tasks']!r} selects none of {stage}.tasks "
+                f"({list(config[stage]['tasks'])}); add an entry for it there or drop {stage!r} from run.stages"
+            )
+    if run["tasks"] != "all":
+        known = {t for stage in STAGES if stage in run["stages"] for t in config[stage]["tasks"]}
+        unknown = [t for t in run["tasks"] if t not in known]
+        if unknown:
+            errors.append(
+                f"config key run.tasks: {unknown} is not a task of the weak-error stages in run.stages "
+                f"({sorted(known)})"
+            )
+    return errors
+
+
 def task_setting(config: dict, task: str, stage: str = "weak_error") -> dict:
     """The settings of one task of a weak-error stage (``weak_error`` or ``weak_error_minibatch``): the section's
     defaults with the task's overrides applied, in the form :func:`samsde.experiments.weak_error.run_cell` takes."""
@@ -138,7 +231,8 @@ def task_setting(config: dict, task: str, stage: str = "weak_error") -> dict:
     setting.update(
         task=task,
         source=entry["source"],
-        params=copy.deepcopy(entry["params"]),
+        params=copy.deepcopy(entry.get("params", {})),
+        module=entry.get("module"),
         n_boot=we["n_boot"],
         diffusion=we["diffusion"],
         algorithms=list(we["algorithms"]),
@@ -160,17 +254,15 @@ def task_setting(config: dict, task: str, stage: str = "weak_error") -> dict:
 def _minibatch_errors(config: dict) -> list[str]:
     """A mini-batch task must be a finite sum with 1 <= B < N (B = N is full batch: no noise, nothing to model),
     and the sampled root draws its n_inner normals from the N Brownian coordinates."""
-    from samsde import make_task
     from samsde.tasks import FiniteSum
 
     errors = []
     section = config["weak_error_minibatch"]
     for name, entry in section["tasks"].items():
         key = f"weak_error_minibatch.tasks.{name}"
-        try:
-            task = make_task(name, **entry["params"])
-        except ValueError as err:
-            errors.append(f"config key {key}.params: {entry['params']!r} rejected: {err}")
+        task, error = _checked_task(config, "weak_error_minibatch", name)
+        if error:
+            errors.append(error)
             continue
         if not isinstance(task, FiniteSum):
             errors.append(f"config key {key}: task {name!r} is not a finite sum of samples (no mini-batches)")

@@ -21,7 +21,26 @@ FIGURES = {
     "bouncing": "Lecture: SAM background",
 }
 
+#: the stages of ``run.stages`` (config.yaml): their figures and claim fragments
+STAGE_FIGURES = {
+    "weak_error": ["weak_error", "trajectories", "drift_ablation"],
+    "weak_error_minibatch": ["weak_error_minibatch"],
+    "insights": ["quadratic_stationary", "saddle", "hessian_trace", "flat_minima"],
+    "lecture": ["sharpness_sb_lb", "interpolation", "lr_scaling", "sam_vs_sgd", "hessian_spectrum", "bouncing"],
+}
+#: figure id -> its stage
+FIGURE_STAGE = {fig: stage for stage, figs in STAGE_FIGURES.items() for fig in figs}
+assert list(FIGURE_STAGE) == list(FIGURES), "every figure belongs to one stage, in inventory order"
+
 #: each analysis rule writes results/claims/<fragment>.csv; the claims rule concatenates them
 CLAIM_FRAGMENTS = ["weak_error", "weak_error_minibatch", "quadratic_stationary", "saddle", "hessian_trace"]
 CLAIM_FRAGMENTS += ["flat_minima"]
 CLAIM_FRAGMENTS += ["sharpness_sb_lb", "interpolation", "lr_scaling", "sam_vs_sgd", "hessian_spectrum", "bouncing"]
+#: claim fragment -> its stage (a weak-error stage's fragment is named after it; the others after their figure)
+FRAGMENT_STAGE = {fragment: FIGURE_STAGE.get(fragment, fragment) for fragment in CLAIM_FRAGMENTS}
+
+
+def selected(stages) -> tuple[list[str], list[str]]:
+    """The figures and claim fragments of the stages ``stages`` (``run.stages``), in inventory order."""
+    figures = [f for f in FIGURES if FIGURE_STAGE[f] in stages]
+    return figures, [f for f in CLAIM_FRAGMENTS if FRAGMENT_STAGE[f] in stages]

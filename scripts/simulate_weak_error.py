@@ -5,13 +5,14 @@ Writes the cell's errors (Richardson SDE mean, noise floor, solver bias), their 
 weights for the whole cell) and the path-mean trajectories.
 """
 
-from samsde import make_generator, make_noise, make_task
+from samsde import make_generator, make_noise
 from samsde.experiments.weak_error import run_cell
+from samsde_workflow.config import build_task
 from samsde_workflow.job import Job
 
 with Job(snakemake) as job:
     s, seed, eta = job.section, job.seed, snakemake.params.eta
-    task = make_task(s["task"], **s["params"]).to(job.device)
+    task = build_task(s).to(job.device)  # a registered task or the user's model (source: user)
     noise = make_noise(task=task, seed=seed, **s["noise"]).to(job.device)
     x0 = task.initial_point(make_generator(seed, "x0", s["task"]))
     r, n_steps = s["resolution"], round(s["horizon"] / eta)

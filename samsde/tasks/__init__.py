@@ -11,7 +11,8 @@ noise and its matrix-free covariance square root can be built on them (see :mod:
 Modules: ``base`` (Task, Linearization, FiniteSum), ``landscapes`` (quadratic, two_basin), ``networks`` (iris,
 breast_cancer, teacher_student), ``_network_kernel`` and ``_batch_kernel`` (their closed-form full-batch and
 per-row mini-batch derivatives), ``matrix_sensing``, ``finite_sum_quadratic`` (the closed-form reference of the
-mini-batch SDEs; not in the registry).
+mini-batch SDEs; not in the registry), ``user`` (any ``torch.nn.Module`` and data set as a task, through
+``torch.func``: :func:`from_module`; not in the registry, a config names it by ``source: user``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from samsde.tasks.networks import (
     Tanh,
     TeacherStudent,
 )
+from samsde.tasks.user import ModuleTask, from_module
 
 __all__ = [
     "DTYPE",
@@ -57,6 +59,7 @@ __all__ = [
     "Iris",
     "Linearization",
     "MatrixSensing",
+    "ModuleTask",
     "NetworkLinearization",
     "OneHiddenLayerNet",
     "OutputLoss",
@@ -67,6 +70,7 @@ __all__ = [
     "Task",
     "TeacherStudent",
     "TwoBasin",
+    "from_module",
     "make_task",
     "random_orthogonal",
 ]

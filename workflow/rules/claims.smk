@@ -4,7 +4,7 @@
 
 rule claims:
     input:
-        expand("results/claims/{fragment}.csv", fragment=CLAIM_FRAGMENTS),
+        expand("results/claims/{fragment}.csv", fragment=RUN_FRAGMENTS),
     output:
         "results/claims.csv",
     log:

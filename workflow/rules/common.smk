@@ -1,10 +1,18 @@
 # Shared helpers: config validation at start-up, the figure inventory, per-job parameter sections.
 from itertools import product
 
-from samsde_workflow.config import task_setting, validate_config
-from samsde_workflow.inventory import CLAIM_FRAGMENTS, FIGURES
+from samsde_workflow.config import (
+    selected_tasks,
+    stage_section,
+    task_setting,
+    validate_config,
+)
+from samsde_workflow.inventory import FIGURE_STAGE, FIGURES, selected
 
 validate_config(config)
+
+# what the default target builds: the figures and claim fragments of the stages of run.stages
+RUN_FIGURES, RUN_FRAGMENTS = selected(config["run"]["stages"])
 
 
 # every job's Snakemake benchmark file (wall, CPU, memory), registered by benchmark_file() as the rules are
@@ -12,20 +20,24 @@ validate_config(config)
 PROFILED = []
 
 
-def benchmark_file(rule_name, pattern=None, combinator=product, **wildcard_values):
+def benchmark_file(
+    rule_name, pattern=None, combinator=product, stage=None, **wildcard_values
+):
     """results/benchmarks/<rule>[/<pattern>].tsv, the benchmark of a rule's jobs, registered for the profile
-    (``combinator=zip`` when the wildcard values are given as aligned lists of the jobs).
+    (``combinator=zip`` when the wildcard values are given as aligned lists of the jobs) if the rule's ``stage``
+    runs (``None``: every run has the rule).
     """
     job = f"{rule_name}/{pattern}" if pattern else rule_name
     path = f"results/benchmarks/{job}.tsv"
-    PROFILED.extend(
-        expand(path, combinator, **wildcard_values) if wildcard_values else [path]
-    )
+    if stage is None or stage in config["run"]["stages"]:
+        PROFILED.extend(
+            expand(path, combinator, **wildcard_values) if wildcard_values else [path]
+        )
     return path
 
 
 def all_figures():
-    return expand("results/figures/{fig}.{ext}", fig=FIGURES, ext=["png", "pdf"])
+    return expand("results/figures/{fig}.{ext}", fig=RUN_FIGURES, ext=["png", "pdf"])
 
 
 def section(name):
@@ -39,8 +51,9 @@ WE_MB = config["weak_error_minibatch"]
 
 
 def stage_cells(stage):
-    """One simulation job per (task, eta): every model of the task at that eta shares one Brownian path."""
-    tasks = config[stage]["tasks"]
+    """One simulation job per (selected task, eta): every model of the task at that eta shares one Brownian
+    path."""
+    tasks = selected_tasks(config, stage)
     return {
         "task": [t for t in tasks for _ in task_setting(config, t, stage)["etas"]],
         "eta": [str(e) for t in tasks for e in task_setting(config, t, stage)["etas"]],
@@ -78,18 +91,18 @@ def stage_eta(stage):
 
 # panel order of the weak-error figures: as listed in the config
 FIGURE_LAYOUT = dict(
-    tasks=list(WE["tasks"]),
+    tasks=selected_tasks(config, "weak_error"),
     algorithms=WE["algorithms"],
     scalings=list(WE["scalings"]),
     drift_ablation=list(WE.get("drift_ablation", WE["scalings"])),
 )
 MINIBATCH_LAYOUT = dict(
-    tasks=list(WE_MB["tasks"]),
+    tasks=selected_tasks(config, "weak_error_minibatch"),
     algorithms=WE_MB["algorithms"],
     scalings=list(WE_MB["scalings"]),
     batch_sizes={
         t: task_setting(config, t, "weak_error_minibatch")["noise"]["batch_size"]
-        for t in WE_MB["tasks"]
+        for t in selected_tasks(config, "weak_error_minibatch")
     },
 )
 

@@ -95,7 +95,7 @@ for fig, (tables, figure_params) in FIGURE_RULES.items():
         log:
             "logs/figures/{fig}.log",
         benchmark:
-            benchmark_file("figure_{fig}", fig=[fig])
+            benchmark_file("figure_{fig}", stage=FIGURE_STAGE[fig], fig=[fig])
         wildcard_constraints:
             fig=fig,
         conda:

@@ -9,7 +9,7 @@ rule quadratic_stationary:
     log:
         "logs/quadratic_stationary.log",
     benchmark:
-        benchmark_file("quadratic_stationary")
+        benchmark_file("quadratic_stationary", stage="insights")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -29,7 +29,7 @@ rule saddle:
     log:
         "logs/saddle.log",
     benchmark:
-        benchmark_file("saddle")
+        benchmark_file("saddle", stage="insights")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -46,7 +46,7 @@ rule hessian_trace:
     log:
         "logs/hessian_trace.log",
     benchmark:
-        benchmark_file("hessian_trace")
+        benchmark_file("hessian_trace", stage="insights")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -64,7 +64,7 @@ rule flat_minima:
     log:
         "logs/flat_minima.log",
     benchmark:
-        benchmark_file("flat_minima")
+        benchmark_file("flat_minima", stage="insights")
     conda:
         "../envs/samsde.yaml"
     threads: 1

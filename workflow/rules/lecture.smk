@@ -13,7 +13,7 @@ rule lecture_sharpness_sb_lb:
     log:
         "logs/lecture/sharpness_sb_lb.log",
     benchmark:
-        benchmark_file("lecture_sharpness_sb_lb")
+        benchmark_file("lecture_sharpness_sb_lb", stage="lecture")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -33,7 +33,7 @@ rule lecture_interpolation:
     log:
         "logs/lecture/interpolation.log",
     benchmark:
-        benchmark_file("lecture_interpolation")
+        benchmark_file("lecture_interpolation", stage="lecture")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -52,7 +52,7 @@ rule lecture_lr_scaling:
     log:
         "logs/lecture/lr_scaling.log",
     benchmark:
-        benchmark_file("lecture_lr_scaling")
+        benchmark_file("lecture_lr_scaling", stage="lecture")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -71,7 +71,7 @@ rule lecture_sam_vs_sgd:
     log:
         "logs/lecture/sam_vs_sgd.log",
     benchmark:
-        benchmark_file("lecture_sam_vs_sgd")
+        benchmark_file("lecture_sam_vs_sgd", stage="lecture")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -92,7 +92,7 @@ rule lecture_hessian_spectrum:
     log:
         "logs/lecture/hessian_spectrum.log",
     benchmark:
-        benchmark_file("lecture_hessian_spectrum")
+        benchmark_file("lecture_hessian_spectrum", stage="lecture")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -110,7 +110,7 @@ rule lecture_bouncing:
     log:
         "logs/lecture/bouncing.log",
     benchmark:
-        benchmark_file("lecture_bouncing")
+        benchmark_file("lecture_bouncing", stage="lecture")
     conda:
         "../envs/samsde.yaml"
     threads: 1

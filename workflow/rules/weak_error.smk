@@ -11,7 +11,9 @@ rule simulate_weak_error:
     log:
         "logs/simulate_weak_error/{task}/eta_{eta}.log",
     benchmark:
-        benchmark_file("simulate_weak_error", "{task}/eta_{eta}", zip, **WE_CELLS)
+        benchmark_file(
+            "simulate_weak_error", "{task}/eta_{eta}", zip, "weak_error", **WE_CELLS
+        )
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -38,12 +40,12 @@ rule weak_error_table:
     log:
         "logs/weak_error_table.log",
     benchmark:
-        benchmark_file("weak_error_table")
+        benchmark_file("weak_error_table", stage="weak_error")
     conda:
         "../envs/samsde.yaml"
     params:
         seed=config["seed"],
-        section=WE,
+        section=stage_section(config, "weak_error"),
         claims=config["claims"],
     script:
         "../../scripts/weak_error_table.py"
@@ -62,7 +64,11 @@ rule simulate_weak_error_minibatch:
         "logs/simulate_weak_error_minibatch/{task}/eta_{eta}.log",
     benchmark:
         benchmark_file(
-            "simulate_weak_error_minibatch", "{task}/eta_{eta}", zip, **WE_MB_CELLS
+            "simulate_weak_error_minibatch",
+            "{task}/eta_{eta}",
+            zip,
+            "weak_error_minibatch",
+            **WE_MB_CELLS,
         )
     conda:
         "../envs/samsde.yaml"
@@ -90,12 +96,12 @@ rule weak_error_minibatch_table:
     log:
         "logs/weak_error_minibatch_table.log",
     benchmark:
-        benchmark_file("weak_error_minibatch_table")
+        benchmark_file("weak_error_minibatch_table", stage="weak_error_minibatch")
     conda:
         "../envs/samsde.yaml"
     params:
         seed=config["seed"],
-        section=WE_MB,
+        section=stage_section(config, "weak_error_minibatch"),
         claims=config["claims"],
         stage="minibatch",
     script:
