@@ -1,6 +1,6 @@
 """Run every benchmark, then write one tidy table, the headline numbers and one figure.
 
-    python3 benchmarks/run_all.py            # all benchmarks, full sizes (~30 min on 2 cores), then the summary
+    python3 benchmarks/run_all.py            # all benchmarks, full sizes (~31 min on 2 cores), then the summary
     python3 benchmarks/run_all.py --quick    # small sizes (a few minutes)
     python3 benchmarks/run_all.py --summary-only   # re-summarise the CSVs already in benchmarks/out/
 
@@ -35,6 +35,7 @@ BENCHMARKS = [
     ("bench_torchsde.py", "torchsde.csv", []),
     ("bench_inner_mc.py", "inner_mc.csv", []),
     ("bench_minibatch.py", "minibatch.csv", []),
+    ("bench_user_model.py", "user_model.csv", []),
 ]
 
 
@@ -162,6 +163,16 @@ def headline(med: pd.DataFrame) -> pd.DataFrame:
         mnd = _get(med, benchmark="minibatch", metric="mnd_tensor", variant=r.variant).value.iloc[0]
         add(f"mini-batch SDE step, {r.task}, {r.variant[4:]}: peak memory increase (MB)", r.value,
             f"well below one (M, N, d) tensor ({mnd:.0f} MB)", bool(r.value < 0.25 * mnd), f"M = {int(r.n_paths)}")
+    um = _get(med, benchmark="user_model", metric="ratio_to_closed_form")
+    mem = _get(med, benchmark="user_model", metric="peak_memory_mib").set_index("variant").value
+    for r in um.itertuples():
+        op, route = r.variant.split(":", 1)
+        target = op in ("grad", "lin+hvp") and route != "torch_func:forward"  # the default hvp_mode carries it
+        detail = f"M = {int(r.n_paths)}"
+        if r.variant in mem.index and f"{op}:closed_form" in mem.index:
+            detail += f"; peak memory {mem[r.variant]:.0f} MiB vs {mem[f'{op}:closed_form']:.0f} MiB"
+        add(f"user model (torch.func) / closed form, {r.task} (d = {int(r.dim)}), {r.variant}", r.value,
+            "<= 3 (issue 14)" if target else "-", bool(r.value <= 3) if target else None, detail)  # fmt: skip
     ts = _get(med, benchmark="torchsde", metric="seconds_per_step")
     for dim in sorted(ts.dim.unique()):
         own = _get(ts, dim=dim, variant="samsde_em").value.iloc[0]

@@ -197,7 +197,8 @@ def _write_case(tmp_path: Path, source: str | None, change: dict) -> Path:
         return path
     text = source
     if change.get("targets") == "short":
-        text += "\n_c = build\ndef build(**p):\n    out = _c(**p)\n    out['targets'] = out['targets'][:5]\n    return out\n"
+        text += "\n_c = build\ndef build(**p):\n    out = _c(**p)\n    out['targets'] = out['targets'][:5]\n"
+        text += "    return out\n"
     if change.get("loss") == "hinge":
         text += "\n_c = build\ndef build(**p):\n    return {**_c(**p), 'loss': 'hinge'}\n"
     if change.get("loss") == "mean":  # a callable that reduces: the most common mistake
