@@ -165,10 +165,11 @@ def headline(med: pd.DataFrame) -> pd.DataFrame:
             f"well below one (M, N, d) tensor ({mnd:.0f} MB)", bool(r.value < 0.25 * mnd), f"M = {int(r.n_paths)}")
     um = _get(med, benchmark="user_model", metric="ratio_to_closed_form")
     mem = _get(med, benchmark="user_model", metric="peak_memory_mib").set_index("variant").value
+    best = _get(med, benchmark="user_model", metric="ratio_of_best").set_index("variant").value
     for r in um.itertuples():
         op, route = r.variant.split(":", 1)
         target = op in ("grad", "lin+hvp") and route != "torch_func:forward"  # the default hvp_mode carries it
-        detail = f"M = {int(r.n_paths)}"
+        detail = f"M = {int(r.n_paths)}" + (f"; ratio of best times {best[r.variant]:.2f}" if r.variant in best else "")
         if r.variant in mem.index and f"{op}:closed_form" in mem.index:
             detail += f"; peak memory {mem[r.variant]:.0f} MiB vs {mem[f'{op}:closed_form']:.0f} MiB"
         add(f"user model (torch.func) / closed form, {r.task} (d = {int(r.dim)}), {r.variant}", r.value,
