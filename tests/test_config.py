@@ -182,6 +182,18 @@ def test_smoke_config_has_the_same_keys():
     assert keys(smoke) == keys(DEFAULT)
 
 
+def test_smoke_config_is_itself_after_snakemakes_merge():
+    """The Snakefile reads config.yaml next to itself and merges a --configfile over it key by key: the smoke
+    config must write out every key whose default differs, or per-task entries of config.yaml (breast_cancer's
+    sigma, teacher-student's 600 mini-batch paths) leak into the smoke run."""
+    from snakemake.utils import update_config
+
+    smoke = yaml.safe_load((ROOT / "config.smoke.yaml").read_text())
+    merged = copy.deepcopy(DEFAULT)
+    update_config(merged, smoke)
+    assert merged == smoke
+
+
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_config_is_rejected_with_key_and_value(case):
     edit, needles = BAD[case]
