@@ -1,6 +1,6 @@
 """Run every benchmark, then write one tidy table, the headline numbers and one figure.
 
-    python3 benchmarks/run_all.py            # all benchmarks, full sizes (~31 min on 2 cores), then the summary
+    python3 benchmarks/run_all.py            # all benchmarks, full sizes (~32 min on 2 cores), then the summary
     python3 benchmarks/run_all.py --quick    # small sizes (a few minutes)
     python3 benchmarks/run_all.py --summary-only   # re-summarise the CSVs already in benchmarks/out/
 
@@ -36,6 +36,7 @@ BENCHMARKS = [
     ("bench_inner_mc.py", "inner_mc.csv", []),
     ("bench_minibatch.py", "minibatch.csv", []),
     ("bench_user_model.py", "user_model.csv", []),
+    ("bench_lecture_batched.py", "lecture_batched.csv", []),
 ]
 
 
@@ -174,6 +175,17 @@ def headline(med: pd.DataFrame) -> pd.DataFrame:
             detail += f"; peak memory {mem[r.variant]:.0f} MiB vs {mem[f'{op}:closed_form']:.0f} MiB"
         add(f"user model (torch.func) / closed form, {r.task} (d = {int(r.dim)}), {r.variant}", r.value,
             "<= 3 (issue 14)" if target else "-", bool(r.value <= 3) if target else None, detail)  # fmt: skip
+    lb = _get(med, benchmark="lecture_batched", metric="speedup_per_seed")
+    lb_best = _get(med, benchmark="lecture_batched", metric="speedup_of_best").set_index("variant").value
+    lb_mem = _get(med, benchmark="lecture_batched", metric="peak_memory_mib").set_index("variant").value
+    for r in lb.itertuples():
+        detail = f"S = {int(r.n_paths)}"
+        if r.variant in lb_best.index:
+            detail += f"; speed-up of the best times {lb_best[r.variant]:.1f}"
+        if r.variant in lb_mem.index and "loop:sam" in lb_mem.index:
+            detail += f"; peak memory {lb_mem[r.variant]:.0f} MiB vs {lb_mem['loop:sam']:.0f} MiB for one loop run"
+        add(f"lecture batched seeds / one-seed loop, {r.task} (d = {int(r.dim)}), {r.variant}: speed-up per seed",
+            r.value, ">= 5x (issue 15)", bool(r.value >= 5), detail)  # fmt: skip
     ts = _get(med, benchmark="torchsde", metric="seconds_per_step")
     for dim in sorted(ts.dim.unique()):
         own = _get(ts, dim=dim, variant="samsde_em").value.iloc[0]

@@ -145,6 +145,35 @@ def test_error_panel(ax, runs: pd.DataFrame, rho: pd.Series) -> None:
     ax.set_title(f"test error, mean with 95% CI over {n_seeds} seeds (paired: same init and batches)", fontsize=9)
 
 
+def label_noise_panel(ax, runs: pd.DataFrame) -> None:
+    """Paired test-error difference to SGD (mean, 95% t-interval over seeds) against the share of training labels
+    replaced at random, per method with a perturbation; SGD's own mean test error written under each share."""
+    methods = list(dict.fromkeys(runs.method))
+    base = next(m for m in methods if not get(m).perturbs)
+    shares = sorted(runs.label_noise.unique())
+    offsets = np.linspace(-0.012, 0.012, max(1, len(methods) - 1))
+    for offset, method in zip(offsets, [m for m in methods if get(m).perturbs], strict=True):
+        rows = []
+        for share in shares:
+            wide = runs[runs.label_noise == share].pivot(index="seed", columns="method", values="test_error_pct")
+            mean, _, low, high = mean_ci(wide[method] - wide[base])
+            rows.append((100 * share, mean, low, high))
+        x, mean, low, high = (np.array(c) for c in zip(*rows, strict=True))
+        ax.errorbar(x + 100 * offset, mean, yerr=[mean - low, high - mean], fmt="o-", capsize=3,
+                    color=PALETTE[method], label=f"{get(method).label} - {get(base).label}")  # fmt: skip
+    ax.axhline(0.0, color="0.5", lw=0.8, ls="--")
+    for share in shares:
+        sgd = runs[(runs.label_noise == share) & (runs.method == base)].test_error_pct.mean()
+        ax.annotate(f"{get(base).label} {sgd:.1f}%", (100 * share, 0), textcoords="offset points", xytext=(0, 6),
+                    ha="center", fontsize=7, color="0.3")  # fmt: skip
+    ax.set_xticks([100 * s for s in shares])
+    ax.set_xlabel("training labels replaced at random (%)")
+    ax.set_ylabel("test error difference to SGD (pp)")
+    n_seeds = runs.seed.nunique()
+    ax.set_title(f"label noise: paired difference, 95% CI over {n_seeds} seeds; rho re-chosen per share", fontsize=9)
+    ax.legend(fontsize=8, loc="lower left")
+
+
 # ---------------------------------------------------------------------------
 # hessian_spectrum
 # ---------------------------------------------------------------------------

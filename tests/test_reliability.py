@@ -20,10 +20,12 @@ TARGET = "results/claims/weak_error.csv"
 
 
 def tiny_config(tmp_path: Path, n_paths: int = 200) -> Path:
-    """The smoke config restricted to the quadratic task: a few jobs of a few seconds each."""
+    """The smoke config restricted to the quadratic task: a few jobs of a few seconds each.  The Snakefile merges
+    a --configfile over config.yaml, where the other tasks stay: ``run`` selects the quadratic."""
     config = yaml.safe_load((ROOT / "config.smoke.yaml").read_text())
     we = config["weak_error"]
     we["tasks"] = {"quadratic": copy.deepcopy(we["tasks"]["quadratic"])}
+    config["run"] = {"stages": ["weak_error"], "tasks": ["quadratic"]}
     we["n_paths"] = n_paths
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -11,8 +11,24 @@ from samsde_workflow.inventory import FIGURE_STAGE, FIGURES, selected
 
 validate_config(config)
 
-# what the default target builds: the figures and claim fragments of the stages of run.stages
+# lecture_sam_vs_sgd runs once per label set: wildcard value -> share of training labels replaced at random
+SAM_LABELS = {"true": 0.0} | {
+    f"noise_{round(100 * share)}": share
+    for share in config["lecture"]["sam_vs_sgd"]["label_noise"]
+}
+
+# what the default target builds: the figures and claim fragments of the stages of run.stages (sam_vs_sgd's
+# fragment: one per label set)
 RUN_FIGURES, RUN_FRAGMENTS = selected(config["run"]["stages"])
+RUN_FRAGMENTS = [
+    part
+    for fragment in RUN_FRAGMENTS
+    for part in (
+        [f"sam_vs_sgd.{labels}" for labels in SAM_LABELS]
+        if fragment == "sam_vs_sgd"
+        else [fragment]
+    )
+]
 
 
 # every job's Snakemake benchmark file (wall, CPU, memory), registered by benchmark_file() as the rules are

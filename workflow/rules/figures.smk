@@ -50,8 +50,12 @@ FIGURE_RULES = {
     "lr_scaling": ({"table": "results/lecture/lr_scaling.csv"}, {}),
     "sam_vs_sgd": (
         {
-            "sweep": "results/lecture/sam_sweep.csv",
-            "runs": "results/lecture/sam_vs_sgd.csv",
+            "sweep": expand(
+                "results/lecture/sam_vs_sgd/{labels}/sweep.csv", labels=SAM_LABELS
+            ),
+            "runs": expand(
+                "results/lecture/sam_vs_sgd/{labels}/runs.csv", labels=SAM_LABELS
+            ),
         },
         {},
     ),

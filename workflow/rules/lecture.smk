@@ -62,28 +62,37 @@ rule lecture_lr_scaling:
         "../../scripts/lecture_lr_scaling.py"
 
 
+# one job per label set (the true labels, then each label-noise share): every job trains all its runs as one
+# batched model, and the jobs run side by side
+
+
 rule lecture_sam_vs_sgd:
     output:
-        sweep="results/lecture/sam_sweep.csv",
-        runs="results/lecture/sam_vs_sgd.csv",
-        params="results/lecture/sam_params.csv",
-        claims="results/claims/sam_vs_sgd.csv",
+        sweep="results/lecture/sam_vs_sgd/{labels}/sweep.csv",
+        runs="results/lecture/sam_vs_sgd/{labels}/runs.csv",
+        params="results/lecture/sam_vs_sgd/{labels}/params.csv",
+        claims="results/claims/sam_vs_sgd.{labels}.csv",
     log:
-        "logs/lecture/sam_vs_sgd.log",
+        "logs/lecture/sam_vs_sgd/{labels}.log",
     benchmark:
-        benchmark_file("lecture_sam_vs_sgd", stage="lecture")
+        benchmark_file(
+            "lecture_sam_vs_sgd", "{labels}", stage="lecture", labels=SAM_LABELS
+        )
+    wildcard_constraints:
+        labels="|".join(SAM_LABELS),
     conda:
         "../envs/samsde.yaml"
     threads: 1
     params:
         section=lecture_section("sam_vs_sgd"),
+        label_noise=lambda wc: SAM_LABELS[wc.labels],
     script:
         "../../scripts/lecture_sam_vs_sgd.py"
 
 
 rule lecture_hessian_spectrum:
     input:
-        params="results/lecture/sam_params.csv",
+        params="results/lecture/sam_vs_sgd/true/params.csv",
     output:
         sharpness="results/lecture/hessian_sharpness.csv",
         topk="results/lecture/hessian_topk.csv",
