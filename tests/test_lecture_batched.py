@@ -92,3 +92,15 @@ def test_sam_vs_sgd_reports_every_label_noise_share(data):
     theta = torch.cat([p.detach().flatten() for p in model.parameters()])
     mine = params[(params.seed == 0) & (params.method == "sgd")].sort_values("index").value.to_numpy()
     assert abs(torch.tensor(mine) - theta).max().item() < 1e-10
+
+
+def test_max_steps_stops_every_member_where_the_one_seed_run_stops(data):
+    """lr_scaling's runs stop after a number of updates, mid-epoch: same steps, epochs and parameters."""
+    mlp = MLP(hidden=(16,), activation="relu")
+    kwargs = dict(method="sgd", lr=0.1, batch_size=100, max_epochs=10**9, max_steps=17)
+    model, result = fit_mlp(data, mlp, init=make_generator(4, "i", 0), batches=make_generator(4, "b", 0), **kwargs)
+    stack = SeedStack.build(mlp, data, [make_generator(4, "i", s) for s in range(2)])
+    results = train_seeds(stack, data, generators=[make_generator(4, "b", s) for s in range(2)], **kwargs)
+    assert (results[0].steps, results[0].epochs) == (result.steps, result.epochs) == (17, 6)
+    for p, q in zip(model.parameters(), stack.models(mlp, data)[0].parameters(), strict=True):
+        assert (p - q).abs().max().item() < 1e-12

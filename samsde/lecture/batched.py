@@ -124,13 +124,15 @@ def train_seeds(
     batch_size: int,
     generators: list[torch.Generator],
     max_epochs: int,
+    max_steps: int | None = None,
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     rho: float | Sequence[float] = 0.0,
 ) -> list[TrainResult]:
     """Train every member of ``stack`` in place, as :func:`samsde.lecture.training.train` trains one model: per
     epoch each member draws a permutation from its own generator and takes ``n // batch_size`` updates on disjoint
-    batches; both gradients of a SAM/USAM update use the same batch.  ``method`` and ``rho``: one for all members
+    batches, for ``max_epochs`` epochs or until ``max_steps`` updates; both gradients of a SAM/USAM update use the
+    same batch.  ``method`` and ``rho``: one for all members
     or one per member (so SGD, SAM and USAM arms, or a rho sweep, train as one model; SGD's rho is 0).  A
     non-finite training loss of any member raises ``FloatingPointError`` naming the members."""
     x, y = data.x_train, data.y_train
@@ -148,8 +150,9 @@ def train_seeds(
     label = methods[0] if len(set(methods)) == 1 else "/".join(dict.fromkeys(methods))
     per_epoch = n // batch_size
     buffers: list[Tensor] | None = None
-    steps = 0
-    for _ in range(max_epochs):
+    steps, epoch = 0, 0
+    while epoch < max_epochs and (max_steps is None or steps < max_steps):
+        epoch += 1
         perms = torch.stack([torch.randperm(n, generator=g) for g in generators])  # (S, n): each seed's own order
         for b in range(per_epoch):
             idx = perms[:, b * batch_size : (b + 1) * batch_size]
@@ -159,11 +162,13 @@ def train_seeds(
                 grads = _perturbed_grads(stack, grads, xb, yb, rho, normalized)
             buffers = _sgd_step(stack, grads, buffers, lr, momentum, weight_decay)
             steps += 1
+            if max_steps is not None and steps >= max_steps:
+                break
         loss, _ = stack.evaluate(x, y)
         bad = [i for i in range(s) if not math.isfinite(loss[i].item())]
         if bad:
             raise FloatingPointError(f"training diverged for members {bad} after {steps} updates ({label}, lr={lr})")
-    return [TrainResult(steps, max_epochs, False, loss[i].item()) for i in range(s)]
+    return [TrainResult(steps, epoch, False, loss[i].item()) for i in range(s)]
 
 
 def _perturbed_grads(stack: SeedStack, grads, xb, yb, rho: Tensor, normalized: Tensor) -> list[Tensor]:

@@ -19,7 +19,8 @@ from samsde.algorithms.sgd import SGD
 from samsde.claims import Claim
 from samsde.experiments.lecture.common import logger
 from samsde.experiments.lecture.sharpness_sb_lb import stream
-from samsde.lecture import MLP, Dataset, bootstrap_gap_closed, fit_mlp, mean_ci, solution_metrics, train_loss_closure
+from samsde.lecture import MLP, Dataset, bootstrap_gap_closed, mean_ci, solution_metrics, train_loss_closure
+from samsde.lecture.batched import SeedStack, train_seeds
 from samsde.seeding import make_generator
 
 SCALED = "large_batch_sqrt_k"
@@ -39,18 +40,15 @@ def run(
     log = logger(log)
     _, lr = scaled_lr(large_batch)
     rows = []
-    for replicate, sb_steps in runs[runs.regime == "small_batch"].set_index("seed").steps.items():
-        model, result = fit_mlp(
-            data,
-            mlp,
-            init=stream(seed, "init", replicate),
-            batches=stream(seed, "batches", SCALED, replicate),
-            method=SGD.name,
-            lr=lr,
-            batch_size=large_batch["large_batch"],
-            max_epochs=10**9,
-            max_steps=int(sb_steps),
-        )
+    sb_steps = runs[runs.regime == "small_batch"].set_index("seed").steps
+    if sb_steps.nunique() != 1:  # SB takes epochs x floor(n / B) updates: the same for every seed
+        raise ValueError(f"the small-batch runs took different numbers of updates: {sorted(set(sb_steps))}")
+    seeds = list(sb_steps.index)
+    stack = SeedStack.build(mlp, data, [stream(seed, "init", r) for r in seeds])  # all seeds: one batched model
+    results = train_seeds(stack, data, method=SGD.name, lr=lr, batch_size=large_batch["large_batch"],
+                          generators=[stream(seed, "batches", SCALED, r) for r in seeds], max_epochs=10**9,
+                          max_steps=int(sb_steps.iloc[0]))  # fmt: skip
+    for replicate, model, result in zip(seeds, stack.models(mlp, data), results, strict=True):
         theta = sh.get_flat_params(model)
         loss = train_loss_closure(model, data.x_train, data.y_train)
         lam = sh.lambda_max(

@@ -15,7 +15,8 @@ from samsde import sharpness as sh
 from samsde.algorithms.sgd import SGD
 from samsde.claims import Claim
 from samsde.experiments.lecture.common import logger
-from samsde.lecture import MLP, Dataset, fit_mlp, keskar_radius, mean_ci, solution_metrics, train_loss_closure
+from samsde.lecture import MLP, Dataset, keskar_radius, mean_ci, solution_metrics, train_loss_closure
+from samsde.lecture.batched import SeedStack, train_seeds
 from samsde.seeding import make_generator
 
 #: stream key shared with lr_scaling, which retrains the large batch from the same inits
@@ -34,18 +35,18 @@ def run(settings: dict, seed: int, data: Dataset, mlp: MLP, log=None) -> dict[st
     if not settings["small_batch"] < settings["large_batch"] <= data.x_train.shape[0]:
         raise ValueError(f"need small_batch < large_batch <= {data.x_train.shape[0]} training samples, got {batches}")
     runs, keskar, params = [], [], []
+    # every seed of a regime trains as one batched model (samsde.lecture.batched), each equal to its one-seed run
+    trained = {}
+    for regime, batch_size in batches.items():
+        seeds = range(settings["n_seeds"])
+        stack = SeedStack.build(mlp, data, [stream(seed, "init", r) for r in seeds])
+        results = train_seeds(stack, data, method=SGD.name, lr=settings["lr"], batch_size=batch_size,
+                              generators=[stream(seed, "batches", regime, r) for r in seeds],
+                              max_epochs=settings["epochs"])  # fmt: skip
+        trained[regime] = list(zip(stack.models(mlp, data), results, strict=True))
     for replicate in range(settings["n_seeds"]):
         for regime, batch_size in batches.items():
-            model, result = fit_mlp(
-                data,
-                mlp,
-                init=stream(seed, "init", replicate),
-                batches=stream(seed, "batches", regime, replicate),
-                method=SGD.name,
-                lr=settings["lr"],
-                batch_size=batch_size,
-                max_epochs=settings["epochs"],
-            )
+            model, result = trained[regime][replicate]
             theta = sh.get_flat_params(model)
             loss = train_loss_closure(model, data.x_train, data.y_train)
             lanczos = stream(seed, "lanczos", regime, replicate)
