@@ -69,17 +69,13 @@ class SeedStack:
 
     def losses(self, x: Tensor, y: Tensor) -> Tensor:
         """Mean cross-entropy per seed (S,); ``y`` is (S, n) or shared (n,)."""
-        logits = self.logits(x)
-        s, n, c = logits.shape
-        y = y if y.dim() == 2 else y.expand(s, n)
-        return F.cross_entropy(logits.reshape(s * n, c), y.reshape(s * n), reduction="none").view(s, n).mean(1)
+        return _cross_entropy(self.logits(x), y)
 
     @torch.no_grad()
     def evaluate(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean cross-entropy and accuracy per seed (S,) on shared data, full batch."""
+        """Mean cross-entropy and accuracy per seed (S,) on shared data, full batch (one forward pass)."""
         logits = self.logits(x)
-        loss = self.losses(x, y)
-        return loss, (logits.argmax(-1) == y).double().mean(-1)
+        return _cross_entropy(logits, y), (logits.argmax(-1) == y).double().mean(-1)
 
     def models(self, mlp: MLP, data: Dataset) -> list[nn.Sequential]:
         """The seeds as separate ``torch.nn`` models (for the measurements taken at a solution)."""
@@ -104,6 +100,13 @@ class SeedStack:
 
     def _set(self, params: list[Tensor]) -> None:
         self.weights, self.biases = params[0::2], params[1::2]
+
+
+def _cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
+    """Mean cross-entropy per seed of logits (S, n, classes) against labels (S, n) or shared (n,)."""
+    s, n, c = logits.shape
+    y = y if y.dim() == 2 else y.expand(s, n)
+    return F.cross_entropy(logits.reshape(s * n, c), y.reshape(s * n), reduction="none").view(s, n).mean(1)
 
 
 def _per_seed(value, n_seeds: int, like: Tensor) -> Tensor:

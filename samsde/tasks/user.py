@@ -105,14 +105,6 @@ class ModuleTask(FiniteSum):
         data, dims = self._data(idx)
         return vmap(self._losses, in_dims=dims)(x, *data)
 
-    def loss(self, x: Tensor) -> Tensor:
-        data, dims = self._data(None)
-        return vmap(self._objective, in_dims=dims)(x, *data)
-
-    def batch_loss(self, x: Tensor, batch: Tensor) -> Tensor:
-        data, dims = self._data(batch)
-        return vmap(self._objective, in_dims=dims)(x, *data)
-
     def grad(self, x: Tensor, batch: Tensor | None = None) -> Tensor:
         data, dims = self._data(batch)
         return vmap(grad(self._objective), in_dims=dims)(x, *data)
