@@ -48,3 +48,23 @@ class CpuMeter:
     @property
     def cores(self) -> float:
         return max(self.foreign / self.wall, 0.0) if self.wall > 0 else math.nan
+
+
+def time_interleaved(jobs: dict, repeats: int, rounds: dict | None = None) -> tuple[dict, dict, float]:
+    """Interleaved timing: in each of ``repeats`` rounds every job (key -> callable) runs once untimed, then once
+    timed.  ``rounds`` maps a key to the set of rounds it runs in (default: all; for slow jobs).  Returns the wall
+    seconds of each timed call, the foreign load (cores) over each job's timed calls and over all of them."""
+    times = {key: [] for key in jobs}
+    meters = {key: CpuMeter() for key in jobs}
+    total = CpuMeter()  # all timed calls together
+    for rnd in range(repeats):
+        for key, fn in jobs.items():
+            if rounds is not None and key in rounds and rnd not in rounds[key]:
+                continue
+            fn()  # warm-up
+            with meters[key], total:
+                start = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - start)
+    loads = {key: m.cores if m.wall >= 0.5 else math.nan for key, m in meters.items()}
+    return times, loads, total.cores

@@ -65,7 +65,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from _machine import CpuMeter, use_threads  # benchmarks/ is on sys.path when run as a script
+from _machine import time_interleaved, use_threads  # benchmarks/ is on sys.path when run as a script
 from bench_scaling import PeakMemory
 
 from samsde.lecture import MLP, fit_mlp, shared_split
@@ -170,22 +170,6 @@ def peak_memory(epochs: int, threads: int) -> dict[tuple[str, str], tuple[int, f
     return out
 
 
-def time_jobs(jobs: dict, repeats: int) -> tuple[dict, dict, float]:
-    """Wall seconds of each timed call, the foreign load (cores) over each job's timed calls and over all of them."""
-    times = {key: [] for key in jobs}
-    meters = {key: CpuMeter() for key in jobs}
-    total = CpuMeter()  # all timed calls together
-    for _ in range(repeats):
-        for key, (fn, _) in jobs.items():
-            fn()  # warm-up
-            with meters[key], total:
-                start = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - start)
-    loads = {key: m.cores if m.wall >= 0.5 else math.nan for key, m in meters.items()}
-    return times, loads, total.cores
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 2; --quick 1)")
@@ -222,7 +206,7 @@ def main() -> None:
             if method == STACK:  # seed-major members: reorder the loop's method-major rows
                 loop = loop.view(len(RHO), loop_seeds, -1).transpose(0, 1).reshape(len(rows), -1)
             diffs[route, method] = (res[rows] - loop).abs().max().item()
-    times, loads, load_all = time_jobs(jobs, repeats)
+    times, loads, load_all = time_interleaved({key: fn for key, (fn, _) in jobs.items()}, repeats)
     print(f"  timing: done ({time.perf_counter() - wall:.0f} s); other processes used {load_all:.2f} cores", flush=True)
     memory = {}
     if not args.skip_memory:

@@ -70,7 +70,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from _machine import CpuMeter, use_threads  # benchmarks/ is on sys.path when run as a script
+from _machine import time_interleaved, use_threads  # benchmarks/ is on sys.path when run as a script
 from bench_scaling import PeakMemory
 from torch import nn
 
@@ -160,22 +160,9 @@ def peak_memory(keys, n_paths: int, threads: int) -> dict[tuple[str, str], tuple
 
 
 def time_jobs(jobs: dict, repeats: int, slow_repeats: int) -> tuple[dict, dict, float]:
-    """Wall seconds of each timed call, the foreign load (cores) over each job's timed calls and over all of them."""
-    times = {key: [] for key in jobs}
-    meters = {key: CpuMeter() for key in jobs}
-    total = CpuMeter()  # all timed calls together
-    slow_rounds = {round(i * repeats / slow_repeats) for i in range(slow_repeats)}  # spread over the run
-    for rnd in range(repeats):
-        for key, fn in jobs.items():
-            if key[0] in SLOW_OPS and rnd not in slow_rounds:
-                continue
-            fn()  # warm-up
-            with meters[key], total:
-                start = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - start)
-    loads = {key: m.cores if m.wall >= 0.5 else math.nan for key, m in meters.items()}
-    return times, loads, total.cores
+    """:func:`_machine.time_interleaved`, the slow operations in ``slow_repeats`` rounds spread over the run."""
+    slow_rounds = {round(i * repeats / slow_repeats) for i in range(slow_repeats)}
+    return time_interleaved(jobs, repeats, {key: slow_rounds for key in jobs if key[0] in SLOW_OPS})
 
 
 def main() -> None:
