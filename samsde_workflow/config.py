@@ -148,12 +148,11 @@ def build_task(setting: dict, stage: str = "weak_error"):
 
 def _checked_task(config: dict, stage: str, name: str):
     """(task, None) when the entry builds, else (None, the error line naming its key)."""
+    from samsde.tasks import TASKS
     from samsde_workflow.user_model import UserModelError
 
     entry = config[stage]["tasks"][name]
     key = f"{stage}.tasks.{name}"
-    from samsde.tasks import TASKS
-
     if entry["source"] != "user" and name not in TASKS:
         return None, (
             f"config key {key}: {name!r} is not a registered task ({sorted(TASKS)}); a model of your own needs "
@@ -177,10 +176,6 @@ def _checked_task(config: dict, stage: str, name: str):
         return None, str(err)
     except ValueError as err:
         return None, f"config key {key}.params: {params!r} rejected: {err}"
-
-
-#: the stages ``run.stages`` may name; the weak-error stages (``STAGES``) also select tasks by ``run.tasks``
-RUN_STAGES = ("weak_error", "weak_error_minibatch", "insights", "lecture")
 
 
 def selected_tasks(config: dict, stage: str) -> list[str]:

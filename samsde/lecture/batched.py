@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from samsde.algorithms import get
 from samsde.lecture.data import Dataset
-from samsde.lecture.network import MLP
+from samsde.lecture.network import ACTIVATIONS, MLP
 from samsde.lecture.training import TrainResult
 
 
@@ -34,20 +34,16 @@ class SeedStack:
 
     def __init__(self, weights: list[Tensor], biases: list[Tensor], activation: str):
         self.weights, self.biases = weights, biases
-        self.activation = {"relu": torch.relu, "tanh": torch.tanh}[activation]
+        self.activation = ACTIVATIONS[activation]()  # the module make_mlp puts between layers
 
     @classmethod
     def build(cls, mlp: MLP, data: Dataset, generators: list[torch.Generator]) -> SeedStack:
         """One network per generator, initialised exactly as ``mlp.build(data, generator)`` would."""
-        models = [mlp.build(data, g) for g in generators]
-        return cls.from_models(models, mlp.activation)
-
-    @classmethod
-    def from_models(cls, models: list[nn.Sequential], activation: str) -> SeedStack:
-        linears = [[m for m in model if isinstance(m, nn.Linear)] for model in models]
-        weights = [torch.stack([seed[i].weight.detach() for seed in linears]) for i in range(len(linears[0]))]
-        biases = [torch.stack([seed[i].bias.detach() for seed in linears]).unsqueeze(1) for i in range(len(linears[0]))]
-        return cls(weights, biases, activation)
+        linears = [[m for m in mlp.build(data, g) if isinstance(m, nn.Linear)] for g in generators]
+        layers = range(len(linears[0]))
+        weights = [torch.stack([seed[i].weight.detach() for seed in linears]) for i in layers]
+        biases = [torch.stack([seed[i].bias.detach() for seed in linears]).unsqueeze(1) for i in layers]
+        return cls(weights, biases, mlp.activation)
 
     @property
     def params(self) -> list[Tensor]:
