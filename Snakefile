@@ -5,8 +5,11 @@
 
 
 # the defaults, next to this file (so a run from another working directory, -d, gets them too); a --configfile
-# is merged over them key by key
-configfile: os.path.join(workflow.basedir, "config.yaml")
+# is merged over them (workflow/rules/common.smk)
+DEFAULTS_FILE = os.path.join(workflow.basedir, "config.yaml")
+
+
+configfile: DEFAULTS_FILE
 
 
 report: "workflow/report/workflow.rst"

@@ -14,6 +14,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from samsde_workflow.config_checks import records_fit, section_errors, whole_steps
+
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 TASK_OVERRIDES = ("n_paths", "horizon", "resolution", "etas", "noise", "inner_samples", "sam_moments")
 MINIBATCH_OVERRIDES = ("n_paths", "horizon", "resolution", "etas", "batch_size", "n_inner")
@@ -44,6 +46,43 @@ def _describe(error: jsonschema.ValidationError) -> str:
         allowed = names.get("enum") or f"names matching {names.get('pattern')}"
         return f"config key {key}: {error.message} (allowed: {allowed})"
     return f"config key {key}: value {error.instance!r} is invalid: {error.message}"
+
+
+def resolve_config(defaults: dict, overrides: dict) -> dict:
+    """The run's config: ``overrides`` (the --configfile files and --config values, which Snakemake has merged in
+    their order) over ``defaults`` (config.yaml), key by key as Snakemake merges them: a mapping merges into the
+    default's mapping, any other value (a list included) replaces it.
+
+    One exception, so that a file overriding part of a task's params does what its user means: a task whose
+    constructor takes alternative forms of its parameters (``Task.param_forms``; the quadratic's generated
+    ``dim`` or given ``spectrum``) keeps only the form the override names: the default's keys of the other forms
+    are dropped, not merged next to it.
+    """
+    merged = copy.deepcopy(defaults)
+    _merge(merged, copy.deepcopy(overrides), ())
+    return merged
+
+
+def _merge(base: dict, override: dict, path: tuple) -> None:
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            if key == "params" and len(path) == 3 and path[0] in STAGES and path[1] == "tasks":
+                _drop_other_forms(base[key], value, path[2])
+            _merge(base[key], value, (*path, key))
+        else:
+            base[key] = value
+
+
+def _drop_other_forms(params: dict, override: dict, task: str) -> None:
+    """Remove from ``params`` the keys of the forms ``override`` does not name (when it names one)."""
+    from samsde.tasks import TASKS
+
+    forms = getattr(TASKS.get(task), "param_forms", ())
+    named = [form for form in forms if any(key in override for key in form)]
+    for form in forms:
+        if named and form not in named:
+            for key in form:
+                params.pop(key, None)
 
 
 def load_schema() -> dict:
@@ -124,14 +163,13 @@ def _semantic_errors(config: dict) -> list[str]:
                 where = f"{stage}.tasks.{name}" if "etas" in entry else stage
                 errors.append(f"config key {where}.etas: {etas!r} has duplicates (one simulation job per eta)")
             where = f"{stage}.tasks.{name}" if "horizon" in entry else stage
-            short = [e for e in etas if setting["horizon"] < e]
-            if short:
-                horizon = setting["horizon"]
-                errors.append(f"config key {where}.horizon: {horizon} is shorter than one step eta = {short}")
+            errors += [m for eta in etas for m in whole_steps(f"{where}.horizon", setting["horizon"], eta)][:1]
+            shortest = round(setting["horizon"] / max(etas))
+            errors += records_fit(f"{stage}.record_every", setting["record_every"], shortest)
     low, high = config["claims"]["own_slope_range"]
     if low > high:
         errors.append(f"config key claims.own_slope_range: low {low} > high {high}")
-    return errors
+    return errors + section_errors(config)
 
 
 def build_task(setting: dict, stage: str = "weak_error"):
@@ -277,10 +315,6 @@ def _minibatch_errors(config: dict) -> list[str]:
                 "(the sampled diffusion takes its normals from the N Brownian coordinates)"
             )
     return errors
-
-
-def load_config(path: str | Path) -> dict:
-    return validate_config(yaml.safe_load(Path(path).read_text()))
 
 
 def simulation_device(name: str, log):

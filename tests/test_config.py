@@ -158,6 +158,135 @@ BAD = {
         ["weak_error_minibatch.horizon", "0.01", "shorter than one step"],
     ),
     "NaN eta": (setitem("weak_error_minibatch.etas", [float("nan")]), ["weak_error_minibatch.etas[0]", "nan"]),
+    # semantic checks the schema cannot express (samsde_workflow.config_checks), one case each
+    "horizon not a whole number of steps": (
+        setitem("weak_error.tasks.iris.horizon", 0.25),
+        ["weak_error.tasks.iris.horizon", "0.25", "not a whole number of steps eta = 0.1"],
+    ),
+    "records sparser than the run": (
+        setitem("weak_error_minibatch.record_every", 50),
+        ["weak_error_minibatch.record_every", "50", "10 steps"],
+    ),
+    "stationary horizon not a whole number of steps": (
+        setitem("quadratic_stationary.horizon", 16.005),
+        ["quadratic_stationary.horizon", "16.005", "whole number"],
+    ),
+    "burn-in leaves nothing to average": (
+        setitem("quadratic_stationary.burn_in", 16.0),
+        ["quadratic_stationary.burn_in", "16.0", "fewer than two records"],
+    ),
+    "unstable stationary step": (setitem("quadratic_stationary.eta", 0.5), ["quadratic_stationary.eta", "0.5"]),
+    "duplicate rhos": (setitem("quadratic_stationary.rhos", [0.0, 0.1, 0.1]), ["quadratic_stationary.rhos", "0.1"]),
+    "duplicate Hessian scales": (
+        setitem("quadratic_stationary.hessian_scales", [1.0, 1.0]),
+        ["quadratic_stationary.hessian_scales", "non-unique"],
+    ),
+    "NaN rho": (setitem("saddle.rhos", [0.1, float("nan")]), ["saddle.rhos[1]", "nan"]),
+    "duplicate saddle eigenvalues": (
+        setitem("saddle.negative_eigenvalues", [-1.0, -1.0]),
+        ["saddle.negative_eigenvalues", "non-unique"],
+    ),
+    "saddle horizon shorter than a step": (
+        setitem("saddle.horizon", 0.005),
+        ["saddle.horizon", "0.005", "shorter than one step"],
+    ),
+    "saddle records sparser than the run": (
+        setitem("saddle.record_every", 5000),
+        ["saddle.record_every", "5000", "1000 steps"],
+    ),
+    "radius factors all inside": (
+        setitem("saddle.radius_factors", [0.25, 0.5, 0.75]),
+        ["saddle.radius_factors", "[0.25, 0.5, 0.75]", "below and above 1"],
+    ),
+    "matrix sensing with isolated minima": (
+        setitem("hessian_trace.params.n_measurements", 36),
+        ["hessian_trace.params.n_measurements", "36", "n (n + 1) / 2 = 36"],
+    ),
+    "bad matrix sensing parameter": (
+        setitem("hessian_trace.params.n_measurement", 30),
+        ["hessian_trace.params", "n_measurement"],
+    ),
+    "hessian trace horizon not a whole number of steps": (
+        setitem("hessian_trace.horizon", 40.01),
+        ["hessian_trace.horizon", "40.01"],
+    ),
+    "hessian trace records sparser than the run": (
+        setitem("hessian_trace.record_every", 801),
+        ["hessian_trace.record_every", "801"],
+    ),
+    "sharp well wider than the flat one": (
+        setitem("flat_minima.params.sharp_width", 1.0),
+        ["flat_minima.params.sharp_width", "1.0", "0.75"],
+    ),
+    "bad two-basin parameter": (setitem("flat_minima.params.depth", 2.0), ["flat_minima.params", "depth"]),
+    "flat-minima horizon not a whole number of steps": (
+        setitem("flat_minima.horizon", 40.05),
+        ["flat_minima.horizon", "40.05"],
+    ),
+    "duplicate flat-minima rhos": (setitem("flat_minima.rhos", [0.0, 0.0]), ["flat_minima.rhos", "non-unique"]),
+    "small batch not below the large batch": (
+        setitem("lecture.large_batch.small_batch", 314),
+        ["lecture.large_batch.small_batch", "314"],
+    ),
+    "large batch larger than the training set": (
+        setitem("lecture.large_batch.large_batch", 5000),
+        ["lecture.large_batch.large_batch", "5000", "1258 training samples"],
+    ),
+    "duplicate Keskar radii": (
+        setitem("lecture.large_batch.keskar_eps0", [1.0e-3, 1.0e-3]),
+        ["lecture.large_batch.keskar_eps0", "non-unique"],
+    ),
+    "inverted interpolation range": (
+        setitem("lecture.interpolation.alpha_range", [2.0, -1.0]),
+        ["lecture.interpolation.alpha_range", "2.0"],
+    ),
+    "gap share above one": (setitem("lecture.lr_scaling.min_gap_closed", 1.5), ["lecture.lr_scaling.min_gap_closed"]),
+    "SAM batch larger than the sweep's training set": (
+        setitem("lecture.sam_vs_sgd.batch_size", 1100),
+        ["lecture.sam_vs_sgd.batch_size", "1100", "1006 samples"],
+    ),
+    "rho grid of a method not run": (
+        setitem("lecture.sam_vs_sgd.methods", ["sgd", "sam"]),
+        ["lecture.sam_vs_sgd.rho_grid", "not a method ['usam']"],
+    ),
+    "ascent method without a rho grid": (
+        setitem("lecture.sam_vs_sgd.rho_grid", {"sam": [0.1]}),
+        ["lecture.sam_vs_sgd.rho_grid", "missing ['usam']"],
+    ),
+    "duplicate rho grid": (
+        setitem("lecture.sam_vs_sgd.rho_grid.sam", [0.1, 0.1]),
+        ["lecture.sam_vs_sgd.rho_grid.sam", "non-unique"],
+    ),
+    "label-noise shares with one name": (
+        setitem("lecture.sam_vs_sgd.label_noise", [0.2, 0.201]),
+        ["lecture.sam_vs_sgd.label_noise", "[20, 20]"],
+    ),
+    "label-noise share below a percent": (
+        setitem("lecture.sam_vs_sgd.label_noise", [0.004]),
+        ["lecture.sam_vs_sgd.label_noise", "0.004"],
+    ),
+    "more spectra than solutions": (
+        setitem("lecture.hessian_spectrum.n_seeds", 41),
+        ["lecture.hessian_spectrum.n_seeds", "41", "40 solutions"],
+    ),
+    "more eigenvalues than Lanczos steps": (
+        setitem("lecture.hessian_spectrum.top_k", 81),
+        ["lecture.hessian_spectrum.top_k", "81", "80"],
+    ),
+    "diverging bouncing quadratic": (
+        setitem("lecture.bouncing.quadratic.eta", 1.0),
+        ["lecture.bouncing.quadratic.eta", "1.0", ">= 2"],
+    ),
+    "two-cycle window longer than the run": (
+        setitem("lecture.bouncing.quadratic.window", 301),
+        ["lecture.bouncing.quadratic.window", "301"],
+    ),
+    "valley ends swapped": (setitem("lecture.bouncing.valley.a_min", 5.0), ["lecture.bouncing.valley.a_min", "5.0"]),
+    "diverging valley": (setitem("lecture.bouncing.valley.eta", 0.5), ["lecture.bouncing.valley.eta", "0.5"]),
+    "valley records sparser than the run": (
+        setitem("lecture.bouncing.valley.record_every", 4000),
+        ["lecture.bouncing.valley.record_every", "4000"],
+    ),
 }
 
 
@@ -210,20 +339,61 @@ def test_task_overrides_apply_per_task():
     assert task_setting(config, "quadratic")["n_paths"] == DEFAULT["weak_error"]["n_paths"]
 
 
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "1"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
+
+
 def test_snakemake_stops_before_any_job(tmp_path):
-    """A bad config stops `snakemake` at start-up with the message, and nothing is created or removed."""
-    bad = edited(setitem("weak_error.etas", [0.1, -0.05]))
+    """A bad config stops `snakemake` at start-up: its lines once, no traceback, a non-zero exit, nothing created
+    or removed.  (Before, the message came twice, the second time inside a traceback through common.smk.)"""
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(bad))
+    path.write_text(yaml.safe_dump({"weak_error": {"etas": [0.1, -0.05]}, "saddle": {"rhos": [0.1, 0.1]}}))
     keep = tmp_path / "results" / "claims.csv"
     keep.parent.mkdir()
     keep.write_text("already computed\n")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path)]
-    out = subprocess.run([*cmd, "--configfile", str(path), "--cores", "1"], capture_output=True, text=True, timeout=300)
+    out = _snakemake(tmp_path, "--configfile", str(path))
+    printed = out.stderr + out.stdout
     assert out.returncode != 0
-    assert "weak_error.etas[1]" in out.stderr + out.stdout and "-0.05" in out.stderr + out.stdout
+    assert printed.count("invalid config:") == 1, printed
+    assert printed.count("config key weak_error.etas[1]: value -0.05") == 1, printed
+    assert "Traceback" not in printed and 'File "' not in printed, printed
     assert keep.read_text() == "already computed\n"
-    assert not (tmp_path / "results" / "weak_error").exists()
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["claims.csv"]
+    assert not (tmp_path / "logs").exists()
+
+
+def test_resolve_config_keeps_the_form_of_the_task_params_the_user_names():
+    """Snakemake merges a --configfile key by key; a task's params whose constructor takes alternative forms keep
+    only the form the override names (the quadratic: generated {dim, seed} or given {spectrum, x0})."""
+    from samsde_workflow.config import resolve_config
+
+    def quadratic(params):
+        override = {"weak_error": {"tasks": {"quadratic": {"params": params}}}}
+        return resolve_config(DEFAULT, override)["weak_error"]["tasks"]["quadratic"]["params"]
+
+    given = {"spectrum": [1.0, 2.0], "x0": [1.0, 1.0]}
+    assert quadratic(given) == {"seed": 0, **given}
+    assert quadratic({"dim": 4}) == {"dim": 4, "seed": 0}
+    assert quadratic({"dim": 4, "spectrum": [1.0]}) == {"dim": 4, "seed": 0, "spectrum": [1.0]}  # both: rejected
+    iris = resolve_config(DEFAULT, {"weak_error": {"tasks": {"iris": {"params": {"n_hidden": 8}}}}})
+    assert iris["weak_error"]["tasks"]["iris"]["params"] == {"n_hidden": 8, "l2": 0.001, "init_scale": 0.5}
+    assert iris["weak_error"]["tasks"]["iris"]["n_paths"] == 500  # the rest merges as Snakemake merges it
+    assert resolve_config(DEFAULT, {}) == DEFAULT
+
+
+def test_a_users_quadratic_runs_from_a_config_file(tmp_path):
+    """examples/quadratic_spectrum.yaml (README, "Configuration") overrides only the quadratic's params with a
+    spectrum: the DAG builds, one simulation job per eta of the quadratic and no other task's.  Before,
+    config.yaml's dim 10 survived next to the 5 eigenvalues and the run stopped: "dim 10 does not match"."""
+    example = ROOT / "examples" / "quadratic_spectrum.yaml"
+    readme = (ROOT / "README.md").read_text().split("\n# examples/quadratic_spectrum.yaml:")[1].split("```")[0]
+    readme = readme.split("\n", 1)[1]
+    assert yaml.safe_load(readme) == yaml.safe_load(example.read_text())  # the README shows the file a test runs
+    out = _snakemake(tmp_path, "-n", "--configfile", str(example))
+    assert out.returncode == 0, out.stderr + out.stdout
+    jobs = dict(line.split()[:2] for line in out.stdout.splitlines() if line.strip().startswith("simulate"))
+    assert jobs == {"simulate_weak_error": str(len(DEFAULT["weak_error"]["etas"]))}, out.stdout
 
 
 def test_minibatch_task_setting_is_what_run_cell_takes():

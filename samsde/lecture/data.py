@@ -38,14 +38,9 @@ def load_dataset(
     Features are standardized with the training set's mean and standard deviation (constant features, e.g.
     the always-blank border pixels of the digits, are only centred), so no test statistic leaks into training.
     """
-    from sklearn import datasets  # late import: keeps ``import samsde`` light
-
-    loaders = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer}
-    if name not in loaders:
-        raise ValueError(f"unknown dataset {name!r}; known: {list(DATASETS)}")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    bunch = loaders[name]()
+    bunch = _loader(name)()
     x = torch.as_tensor(bunch.data, dtype=dtype)
     y = torch.as_tensor(bunch.target, dtype=torch.long)
     perm = torch.randperm(x.shape[0], generator=generator)
@@ -54,6 +49,21 @@ def load_dataset(
     mean, std = x[tr].mean(0), x[tr].std(0)
     std = torch.where(std > 0, std, torch.ones_like(std))
     return Dataset((x[tr] - mean) / std, y[tr], (x[test] - mean) / std, y[test])
+
+
+def split_sizes(name: str, test_fraction: float) -> tuple[int, int]:
+    """(n_train, n_test) of :func:`load_dataset`'s split, without building it."""
+    n = _loader(name)(return_X_y=True)[0].shape[0]
+    n_test = round(test_fraction * n)
+    return n - n_test, n_test
+
+
+def _loader(name: str):
+    from sklearn import datasets  # late import: keeps ``import samsde`` light
+
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {list(DATASETS)}")
+    return getattr(datasets, f"load_{name}")
 
 
 def shared_split(name: str, test_fraction: float, seed: int, dtype: torch.dtype = torch.float64) -> Dataset:

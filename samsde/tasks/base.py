@@ -26,6 +26,9 @@ class Task:
     dim: int
     n_data: int | None = None
     device: torch.device = torch.device("cpu")
+    #: alternative forms of the constructor's parameters, one tuple of keys each: a config file that gives a key
+    #: of one form replaces the defaults' other forms (:func:`samsde_workflow.config.resolve_config`)
+    param_forms: tuple[tuple[str, ...], ...] = ()
 
     def to(self, device: torch.device | str) -> Task:
         """A shallow copy of the task with every tensor attribute on ``device`` (see :mod:`samsde.device`).

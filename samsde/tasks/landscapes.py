@@ -17,6 +17,7 @@ class Quadratic(Task):
     """
 
     name = "quadratic"
+    param_forms = (("dim",), ("spectrum",))  # generated of dimension dim, or given by its spectrum
 
     def __init__(
         self,

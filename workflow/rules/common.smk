@@ -1,7 +1,12 @@
 # Shared helpers: config validation at start-up, the figure inventory, per-job parameter sections.
+import sys
 from itertools import product
 
+import yaml
+
 from samsde_workflow.config import (
+    ConfigError,
+    resolve_config,
     selected_tasks,
     stage_section,
     task_setting,
@@ -9,7 +14,24 @@ from samsde_workflow.config import (
 )
 from samsde_workflow.inventory import FIGURE_STAGE, FIGURES, selected
 
-validate_config(config)
+
+# The run's config: the user's --configfile files and --config values over config.yaml (README, "Configuration":
+# Snakemake's key-by-key merge, except that a task's params keep only the form the user's file names), checked
+# before any job.  A bad value ends the run here: its lines once, no traceback, exit status 1, nothing created.
+def _run_config():
+    settings = workflow.config_settings
+    defaults = (
+        {} if settings.replace_workflow_config else yaml.safe_load(open(DEFAULTS_FILE))
+    )
+    try:
+        return validate_config(resolve_config(defaults, settings.overwrite_config))
+    except ConfigError as err:
+        sys.exit(str(err))
+
+
+_resolved = _run_config()
+config.clear()
+config.update(_resolved)
 
 # lecture_sam_vs_sgd runs once per label set: wildcard value -> share of training labels replaced at random
 SAM_LABELS = {"true": 0.0} | {

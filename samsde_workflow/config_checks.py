@@ -1,0 +1,178 @@
+"""Semantic checks of the sections besides the weak-error stages: values the schema accepts (each in its range)
+that make no sense together or with the data, each reported as one line naming the key and the value.
+
+A check states the premise of its experiment it protects: a horizon that is a whole number of steps (every
+experiment runs ``round(horizon / eta)`` steps), a batch no larger than the data it is drawn from, a stable step
+where a closed form assumes one, the grids a claim compares across.
+"""
+
+from __future__ import annotations
+
+
+def whole_steps(key: str, horizon: float, eta: float) -> list[str]:
+    """``horizon`` is at least one step and a whole number of steps of size ``eta`` (to 1e-9 of a step)."""
+    if horizon < eta:
+        return [f"config key {key}: {horizon} is shorter than one step eta = {eta}"]
+    if abs(horizon / eta - round(horizon / eta)) > 1e-9:
+        return [
+            f"config key {key}: {horizon} is not a whole number of steps eta = {eta} ({horizon / eta:.6g} steps; "
+            f"the run would stop at t = {round(horizon / eta) * eta:g})"
+        ]
+    return []
+
+
+def records_fit(key: str, record_every: int, n_steps: int) -> list[str]:
+    if record_every > n_steps:
+        return [f"config key {key}: {record_every} is more than the run's {n_steps} steps (only the start is recorded)"]
+    return []
+
+
+def ordered(key: str, low: float, high: float, what: str = "low") -> list[str]:
+    return [f"config key {key}: {what} {low} is not below {high}"] if not low < high else []
+
+
+def _quadratic_stationary(s: dict) -> list[str]:
+    key = "quadratic_stationary"
+    errors = whole_steps(f"{key}.horizon", s["horizon"], s["eta"])
+    spacing = s["record_every"] * s["eta"]
+    if s["horizon"] - s["burn_in"] < 2 * spacing:
+        errors.append(
+            f"config key {key}.burn_in: {s['burn_in']} leaves fewer than two records (one every record_every * eta "
+            f"= {spacing:g}) before the horizon {s['horizon']} to average"
+        )
+    # linear stability of USAM's recursion x <- x - eta H (I + rho H) x (rho = 0: SGD, always run as the baseline):
+    # the stationary closed forms exist only below 2
+    lam = max(s["spectrum"]) * max(s["hessian_scales"])
+    rho = max(s["rhos"]) if "usam" in s["algorithms"] else 0.0
+    if not s["eta"] * lam * (1 + rho * lam) < 2:
+        errors.append(
+            f"config key {key}.eta: {s['eta']} is unstable: eta lambda_max (1 + rho lambda_max) = "
+            f"{s['eta'] * lam * (1 + rho * lam):.4g} >= 2 at lambda_max = {lam:g}, rho = {rho:g} (no stationary law)"
+        )
+    return errors
+
+
+def _saddle(s: dict) -> list[str]:
+    errors = whole_steps("saddle.horizon", s["horizon"], s["eta"])
+    errors += records_fit("saddle.record_every", s["record_every"], round(s["horizon"] / s["eta"]))
+    factors = s["radius_factors"]
+    if not (min(factors) < 1 < max(factors)):
+        errors.append(
+            f"config key saddle.radius_factors: {factors} must hold factors below and above 1 (the attraction claim "
+            "compares starts inside and outside the predicted radius rho)"
+        )
+    return errors
+
+
+def _hessian_trace(s: dict) -> list[str]:
+    from samsde.tasks import MatrixSensing
+
+    errors = whole_steps("hessian_trace.horizon", s["horizon"], s["eta"])
+    errors += records_fit("hessian_trace.record_every", s["record_every"], round(s["horizon"] / s["eta"]))
+    params = s["params"]
+    errors += _constructed("hessian_trace.params", MatrixSensing, params)
+    n, m = params.get("n", 10), params.get("n_measurements", 120)
+    if m >= n * (n + 1) // 2:
+        errors.append(
+            f"config key hessian_trace.params.n_measurements: {m} is not below n (n + 1) / 2 = {n * (n + 1) // 2}: "
+            "the global minima would be isolated, with no manifold for the Hessian trace to vary on"
+        )
+    return errors
+
+
+def _flat_minima(s: dict) -> list[str]:
+    from samsde.tasks import TwoBasin
+
+    params = s["params"]
+    errors = whole_steps("flat_minima.horizon", s["horizon"], s["eta"]) + _constructed(
+        "flat_minima.params", TwoBasin, params
+    )
+    sharp, flat = params.get("sharp_width", 0.25), params.get("flat_width", 0.75)
+    return errors + ordered("flat_minima.params.sharp_width", sharp, flat, "the sharp well's width")
+
+
+def _constructed(key: str, cls, params: dict) -> list[str]:
+    try:
+        cls(**params)
+    except (TypeError, ValueError) as err:
+        return [f"config key {key}: {params!r} rejected: {err}"]
+    return []
+
+
+def _lecture(lecture: dict) -> list[str]:
+    from samsde.lecture.data import split_sizes
+
+    data, errors = lecture["data"], []
+    n_train, _ = split_sizes(data["dataset"], data["test_fraction"])
+    lb = lecture["large_batch"]
+    errors += ordered("lecture.large_batch.small_batch", lb["small_batch"], lb["large_batch"], "the small batch")
+    if lb["large_batch"] > n_train:
+        errors.append(
+            f"config key lecture.large_batch.large_batch: {lb['large_batch']} is larger than the {n_train} training "
+            f"samples of {data['dataset']!r}"
+        )
+    errors += ordered("lecture.interpolation.alpha_range", *lecture["interpolation"]["alpha_range"])
+    sv = lecture["sam_vs_sgd"]
+    n_fit = n_train - round(sv["validation_fraction"] * n_train)  # the rho sweep trains on the rest
+    if sv["batch_size"] > n_fit:
+        errors.append(
+            f"config key lecture.sam_vs_sgd.batch_size: {sv['batch_size']} is larger than the {n_fit} samples the "
+            f"rho sweep trains on ({n_train} training samples less validation_fraction {sv['validation_fraction']})"
+        )
+    ascent = [m for m in sv["methods"] if m != "sgd"]
+    missing, unused = sorted(set(ascent) - set(sv["rho_grid"])), sorted(set(sv["rho_grid"]) - set(ascent))
+    if missing or unused:
+        errors.append(
+            f"config key lecture.sam_vs_sgd.rho_grid: {sorted(sv['rho_grid'])} must have one grid per ascent "
+            f"method of methods {sv['methods']} (missing {missing}, not a method {unused})"
+        )
+    percents = [round(100 * share) for share in sv["label_noise"]]
+    if len(set(percents)) != len(percents) or min(percents, default=1) < 1:
+        errors.append(
+            f"config key lecture.sam_vs_sgd.label_noise: {sv['label_noise']} must be distinct whole percents of at "
+            f"least 1% (each names its runs noise_<percent>: {percents})"
+        )
+    hs = lecture["hessian_spectrum"]
+    if hs["n_seeds"] > sv["n_seeds"]:
+        errors.append(
+            f"config key lecture.hessian_spectrum.n_seeds: {hs['n_seeds']} is more than the {sv['n_seeds']} "
+            "solutions of lecture.sam_vs_sgd.n_seeds it analyses"
+        )
+    if hs["top_k"] > hs["topk_iters"]:
+        errors.append(
+            f"config key lecture.hessian_spectrum.top_k: {hs['top_k']} is more than the {hs['topk_iters']} Ritz "
+            "values of topk_iters Lanczos steps"
+        )
+    return errors + _bouncing(lecture["bouncing"])
+
+
+def _bouncing(b: dict) -> list[str]:
+    q, v = b["quadratic"], b["valley"]
+    errors = []
+    # the two-cycle's closed-form amplitude eta lam rho / (2 - eta lam) assumes gradient descent converges
+    if not q["eta"] * max(q["spectrum"]) < 2:
+        errors.append(
+            f"config key lecture.bouncing.quadratic.eta: {q['eta']} x lambda_max {max(q['spectrum'])} = "
+            f"{q['eta'] * max(q['spectrum']):g} >= 2: gradient descent diverges, there is no two-cycle to measure"
+        )
+    if q["window"] > q["n_steps"]:
+        errors.append(f"config key lecture.bouncing.quadratic.window: {q['window']} exceeds n_steps {q['n_steps']}")
+    errors += ordered("lecture.bouncing.valley.a_min", v["a_min"], v["a_max"], "the flat end's curvature")
+    if not v["eta"] * v["a_max"] < 2:
+        errors.append(
+            f"config key lecture.bouncing.valley.eta: {v['eta']} x a_max {v['a_max']} = {v['eta'] * v['a_max']:g} "
+            ">= 2: gradient descent diverges at the sharp end"
+        )
+    return errors + records_fit("lecture.bouncing.valley.record_every", v["record_every"], v["n_steps"])
+
+
+def section_errors(config: dict) -> list[str]:
+    """Every semantic error of the insight sections and the lecture (the weak-error stages:
+    :mod:`samsde_workflow.config`)."""
+    return [
+        *_quadratic_stationary(config["quadratic_stationary"]),
+        *_saddle(config["saddle"]),
+        *_hessian_trace(config["hessian_trace"]),
+        *_flat_minima(config["flat_minima"]),
+        *_lecture(config["lecture"]),
+    ]
