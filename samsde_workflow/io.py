@@ -97,6 +97,16 @@ def write_table(
     """Write a tidy table as CSV (fixed float format, so reruns are byte-identical) plus its provenance sidecar."""
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.10g")
+    write_sidecar(path, section, seed, rule)
+
+
+def write_page(html: str, path: str | os.PathLike, section: object, seed: int | None, rule: str | None = None) -> None:
+    """Write an HTML page of the report (a rendering of tables) with the same provenance sidecar as a table."""
+    write_text(path, html)
+    write_sidecar(path, section, seed, rule)
+
+
+def write_sidecar(path: str | os.PathLike, section: object, seed: int | None, rule: str | None = None) -> None:
     write_text(f"{path}.provenance.json", json.dumps(provenance(section, seed, rule), indent=2, default=str) + "\n")
 
 
