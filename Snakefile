@@ -28,5 +28,6 @@ rule all:
     input:
         all_figures(),
         "results/claims.csv",
+        rules.claims_report.output,
         "results/provenance.csv",
         "results/profile.csv",

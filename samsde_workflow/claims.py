@@ -25,10 +25,10 @@ PAGE_STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1e293b; }
 h1 { font-size: 1.3em; margin: 0 0 .3em; } h2 { font-size: 1.1em; margin: 1.5em 0 .3em; }
 p { margin: 0 0 .8em; }
-table { border-collapse: collapse; width: 100%; table-layout: fixed; }
+table { border-collapse: collapse; width: 100%; min-width: 860px; table-layout: fixed; }
 th, td { border-bottom: 1px solid #cbd5e1; padding: .35em .5em; text-align: left; vertical-align: top; }
 th { background: #f1f5f9; position: sticky; top: 0; }
-td.num { font-variant-numeric: tabular-nums; }
+td.num { font-variant-numeric: tabular-nums; overflow-wrap: normal; }
 code { font-size: .85em; color: #475569; overflow-wrap: anywhere; }
 td { overflow-wrap: anywhere; }
 .quantity, td.note { font-size: .85em; color: #475569; }
@@ -36,7 +36,8 @@ td.verdict { font-weight: bold; white-space: nowrap; }
 tr.pass td.verdict { color: #166534; background: #dcfce7; }
 tr.fail td.verdict { color: #991b1b; background: #fee2e2; }
 """
-#: column -> width (fixed layout: a long claim id or note wraps instead of squeezing the other columns)
+#: column -> width (fixed layout: a long claim id or note wraps instead of squeezing the other columns; in a narrow
+#: frame the table scrolls sideways rather than break a number)
 HEADER = {"claim": 31, "value": 7, "95% interval": 14, "expected": 15, "verdict": 7, "note": 26}
 
 
@@ -53,19 +54,18 @@ def verdict(passed: bool) -> str:
 
 
 def summary(claims: pd.DataFrame) -> str:
-    return f"{int(claims.passed.sum())} of {len(claims)} claims pass"
+    return f"{int(claims.passed.sum())} of {len(claims)} claims pass" if len(claims) else "none"
 
 
 def report_label(claims_csv: str, figure: str | None = None) -> str:
     """The report's label of a claims page (read when the report is built, so the list of results shows the
-    verdicts): ``<figure> claims: k of n pass``. The space sorts the page right after its figure's own label
-    (the report sorts labels by localeCompare, where a space comes before ``_``: weak_error, its claims, then
-    weak_error_minibatch)."""
+    verdicts): ``<figure> claims: k of n pass`` (``all claims: ...``). The space sorts the page right after its
+    figure's own label (the report sorts labels by localeCompare, where a space comes before ``_``: weak_error, its
+    claims, then weak_error_minibatch)."""
     claims = pd.read_csv(claims_csv)
-    if figure is None:
-        return f"all claims: {summary(claims)}"
-    rows = claims[claims.figure == figure]
-    return f"{figure} claims: {summary(rows) if len(rows) else 'none'}"
+    rows = claims if figure is None else claims[claims.figure == figure]
+    counts = f"{int(rows.passed.sum())} of {len(rows)} pass" if len(rows) else "none"
+    return f"{figure or 'all'} claims: {counts}"
 
 
 def claims_rows_html(claims: pd.DataFrame) -> str:

@@ -26,7 +26,7 @@ def stage(rule: str) -> str:
         return "figures"
     if rule.startswith("lecture_"):
         return "lecture"
-    if rule in ("claims", "provenance"):
+    if rule in ("claims", "claims_report", "provenance"):
         return "claims and provenance"
     return "insights"
 

@@ -7,9 +7,12 @@ and a second run right after the first has nothing to do.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -111,7 +114,8 @@ def test_changing_one_parameter_reruns_only_its_rules(smoke_run, tmp_path):
     rules = {line.split()[0] for line in out.stdout.splitlines() if line.strip() and line.split()[-1].isdigit()}
     rules -= {"total", "job", "Job"}
     # the profile summarises every job's benchmark file, so it follows any rerun
-    assert rules == {"saddle", "figure_saddle", "claims", "provenance", "pipeline_profile", "all"}, out.stdout
+    expected = {"saddle", "figure_saddle", "claims", "claims_report", "provenance", "pipeline_profile", "all"}
+    assert rules == expected, out.stdout
 
 
 def test_profile_has_every_job(smoke_run):
@@ -124,7 +128,80 @@ def test_profile_has_every_job(smoke_run):
     assert profile.wall_s.is_monotonic_decreasing
 
 
+class TableRows(HTMLParser):
+    """The rows of an HTML table that have an id: id -> (class, text of each cell)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self._row, self._cell = {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and "id" in attrs:
+            self._row = attrs["id"]
+            self.rows[self._row] = (attrs.get("class"), [])
+        elif tag == "td" and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self.rows[self._row][1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr":
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def report_variable(html: str, name: str):
+    """A JSON variable of the report's single-page app (``<script id="results"> var results = {...};``)."""
+    start = html.index(f"var {name} = ", html.index(f'<script id="{name}">')) + len(f"var {name} = ")
+    return json.JSONDecoder().raw_decode(html, start)[0]
+
+
+def page_rows(result: dict) -> dict:
+    """The claim rows of an HTML result of the report, decoded from its embedded data URI."""
+    assert result["mime_type"] == "text/html", result["name"]
+    parser = TableRows()
+    parser.feed(base64.b64decode(result["data_uri"].split("base64,", 1)[1]).decode())
+    return parser.rows
+
+
 def test_report_builds(smoke_run):
     snakemake(smoke_run, "--report", "results/report.html")
     html = (smoke_run / "results" / "report.html").read_text(errors="ignore")
     assert len(html) > 10_000
+
+
+def test_report_holds_the_claims_table_next_to_each_figure(smoke_run):
+    """A reviewer reads the claims in the report: every row of claims.csv, with its value, interval, expected value
+    and verdict, in a page of its figure's category listed right after the figure, and all rows in "Claims"."""
+    report = smoke_run / "results" / "report.html"
+    if not report.exists():
+        snakemake(smoke_run, "--report", "results/report.html")
+    html = report.read_text()
+    results, categories = report_variable(html, "results"), report_variable(html, "categories")
+    claims = pd.read_csv(smoke_run / "results" / "claims.csv")
+
+    def check_rows(rows, expected):
+        assert set(rows) == set(expected.claim_id), set(rows) ^ set(expected.claim_id)
+        for c in expected.itertuples():
+            word = "pass" if c.passed else "fail"
+            css, (claim, value, interval, wanted, verdict, _) = rows[c.claim_id]
+            assert (css, verdict) == (word, word), c.claim_id
+            assert c.claim_id in claim and c.claim in claim and wanted == c.expected, c.claim_id
+            assert value == ("not measured" if pd.isna(c.value) else f"{c.value:.4g}"), (c.claim_id, value)
+            assert interval == ("none" if pd.isna(c.ci_low) else f"[{c.ci_low:.4g}, {c.ci_high:.4g}]"), c.claim_id
+
+    for fig, category in FIGURES.items():
+        paths = [p for sub in categories[category].values() for p in sub]
+        png, page = f"results/figures/{fig}.png", f"results/report/claims_{fig}.html"
+        assert png in paths and page in paths, (fig, category)
+        rows = claims[claims.figure == fig]
+        label = f"{fig} claims: " + (f"{int(rows.passed.sum())} of {len(rows)} pass" if len(rows) else "none")
+        assert results[png]["labels"] == {"figure": fig} and results[page]["labels"] == {"figure": label}
+        check_rows(page_rows(results[page]), rows)
+    [page] = [p for sub in categories["Claims"].values() for p in sub]
+    check_rows(page_rows(results[page]), claims)

@@ -1,5 +1,9 @@
-# The claims table: one row per claim of the paper (and the lecture), concatenated from each stage's fragment;
-# the provenance of every table; the profile of every job (included last: every rule has registered its benchmark).
+# The claims table: one row per claim of the paper (and the lecture), concatenated from each stage's fragment, and
+# its pages in the report; the provenance of every table; the profile of every job (included last: every rule has
+# registered its benchmark).
+
+
+from samsde_workflow.claims import report_label
 
 
 rule claims:
@@ -17,6 +21,50 @@ rule claims:
         seed=config["seed"],
     script:
         "../../scripts/claims.py"
+
+
+# The claims table inside the report (a reviewer opens results/report.html, not the CSV): one page per figure, in
+# the figure's category and listed right after it, labelled with its count of passing claims (read when the report
+# is built), and one page of every claim in the category "Claims".
+def claims_label(fig=None):
+    return lambda wildcards, input: {
+        "figure" if fig else "table": report_label(input[0], fig)
+    }
+
+
+CLAIMS_PAGES = {
+    fig: report(
+        f"results/report/claims_{fig}.html",
+        caption="../report/claims_figure.rst",
+        category=FIGURES[fig],
+        labels=claims_label(fig),
+    )
+    for fig in RUN_FIGURES
+}
+
+
+rule claims_report:
+    input:
+        "results/claims.csv",
+    output:
+        **CLAIMS_PAGES,
+        all=report(
+            "results/report/claims.html",
+            caption="../report/claims.rst",
+            category="Claims",
+            labels=claims_label(),
+        ),
+    log:
+        "logs/claims_report.log",
+    benchmark:
+        benchmark_file("claims_report")
+    conda:
+        "../envs/samsde.yaml"
+    params:
+        figures=RUN_FIGURES,
+        seed=config["seed"],
+    script:
+        "../../scripts/claims_report.py"
 
 
 rule provenance:

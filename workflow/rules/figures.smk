@@ -1,5 +1,6 @@
 # Figure rules, one per id of the figure inventory (samsde_workflow/inventory.py), generated in one loop: each reads
-# the tables below, runs scripts/figure_<id>.py and writes results/figures/<id>.png (in the report) and .pdf.
+# the tables below, runs scripts/figure_<id>.py and writes results/figures/<id>.png (in the report, labelled with
+# its id: its claims page, claims.smk, is listed right after it) and .pdf.
 
 # figure id -> (input tables of its script, params)
 FIGURE_RULES = {
@@ -94,6 +95,7 @@ for fig, (tables, figure_params) in FIGURE_RULES.items():
                 "results/figures/{fig}.png",
                 caption=f"../report/{fig}.rst",
                 category=FIGURES[fig],
+                labels={"figure": fig},
             ),
             pdf="results/figures/{fig}.pdf",
         log:
