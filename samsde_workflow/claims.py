@@ -38,7 +38,7 @@ tr.fail td.verdict { color: #991b1b; background: #fee2e2; }
 """
 #: column -> width (fixed layout: a long claim id or note wraps instead of squeezing the other columns; in a narrow
 #: frame the table scrolls sideways rather than break a number)
-HEADER = {"claim": 31, "value": 7, "95% interval": 14, "expected": 15, "verdict": 7, "note": 26}
+HEADER = {"claim": 30, "value": 7, "95% interval": 14, "expected": 15, "verdict": 8, "note": 26}
 
 
 def _number(x: float) -> str:
