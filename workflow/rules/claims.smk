@@ -3,9 +3,6 @@
 # registered its benchmark).
 
 
-from samsde_workflow.claims import report_label
-
-
 rule claims:
     input:
         expand("results/claims/{fragment}.csv", fragment=RUN_FRAGMENTS),
@@ -26,12 +23,6 @@ rule claims:
 # The claims table inside the report (a reviewer opens results/report.html, not the CSV): one page per figure, in
 # the figure's category and listed right after it, labelled with its count of passing claims (read when the report
 # is built), and one page of every claim in the category "Claims".
-def claims_label(fig=None):
-    return lambda wildcards, input: {
-        "figure" if fig else "table": report_label(input[0], fig)
-    }
-
-
 CLAIMS_PAGES = {
     fig: report(
         f"results/report/claims_{fig}.html",

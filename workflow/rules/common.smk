@@ -12,6 +12,7 @@ from samsde_workflow.config import (
     task_setting,
     validate_config,
 )
+from samsde_workflow.claims import report_label
 from samsde_workflow.inventory import FIGURE_STAGE, FIGURES, selected
 
 
@@ -157,4 +158,12 @@ def lecture_section(*names):
         "data": LECTURE["data"],
         "model": LECTURE["model"],
         **{name: LECTURE[name] for name in names},
+    }
+
+
+# ---- the claims pages of the report (claims.smk): a page's label, its count of passing claims, is read when the
+# report is built
+def claims_label(fig=None):
+    return lambda wildcards, input: {
+        "figure" if fig else "table": report_label(input[0], fig)
     }
