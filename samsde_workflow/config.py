@@ -58,19 +58,22 @@ def resolve_config(defaults: dict, overrides: dict) -> dict:
     ``dim`` or given ``spectrum``) keeps only the form the override names: the default's keys of the other forms
     are dropped, not merged next to it.
     """
+    from snakemake.utils import update_config
+
     merged = copy.deepcopy(defaults)
-    _merge(merged, copy.deepcopy(overrides), ())
+    for stage in STAGES:  # a task's params first lose the forms the override does not name, then merge
+        default_tasks = _mapping(_mapping(merged.get(stage)).get("tasks"))
+        for task, entry in _mapping(_mapping(overrides.get(stage)).get("tasks")).items():
+            params, named = _mapping(default_tasks.get(task)).get("params"), _mapping(entry).get("params")
+            if isinstance(params, dict) and isinstance(named, dict):
+                _drop_other_forms(params, named, task)
+    update_config(merged, copy.deepcopy(overrides))
     return merged
 
 
-def _merge(base: dict, override: dict, path: tuple) -> None:
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            if key == "params" and len(path) == 3 and path[0] in STAGES and path[1] == "tasks":
-                _drop_other_forms(base[key], value, path[2])
-            _merge(base[key], value, (*path, key))
-        else:
-            base[key] = value
+def _mapping(node) -> dict:
+    """``node`` if it is a mapping, else empty: the merge runs before validation, which names a wrong type."""
+    return node if isinstance(node, dict) else {}
 
 
 def _drop_other_forms(params: dict, override: dict, task: str) -> None:

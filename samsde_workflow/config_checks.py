@@ -69,13 +69,14 @@ def _hessian_trace(s: dict) -> list[str]:
 
     errors = whole_steps("hessian_trace.horizon", s["horizon"], s["eta"])
     errors += records_fit("hessian_trace.record_every", s["record_every"], round(s["horizon"] / s["eta"]))
-    params = s["params"]
-    errors += _constructed("hessian_trace.params", MatrixSensing, params)
-    n, m = params.get("n", 10), params.get("n_measurements", 120)
-    if m >= n * (n + 1) // 2:
+    task, error = _constructed("hessian_trace.params", MatrixSensing, s["params"])
+    if error:
+        return [*errors, error]
+    if task.n_data >= task.n * (task.n + 1) // 2:
         errors.append(
-            f"config key hessian_trace.params.n_measurements: {m} is not below n (n + 1) / 2 = {n * (n + 1) // 2}: "
-            "the global minima would be isolated, with no manifold for the Hessian trace to vary on"
+            f"config key hessian_trace.params.n_measurements: {task.n_data} is not below n (n + 1) / 2 = "
+            f"{task.n * (task.n + 1) // 2}: the global minima would be isolated, with no manifold for the Hessian "
+            "trace to vary on"
         )
     return errors
 
@@ -83,20 +84,21 @@ def _hessian_trace(s: dict) -> list[str]:
 def _flat_minima(s: dict) -> list[str]:
     from samsde.tasks import TwoBasin
 
-    params = s["params"]
-    errors = whole_steps("flat_minima.horizon", s["horizon"], s["eta"]) + _constructed(
-        "flat_minima.params", TwoBasin, params
+    errors = whole_steps("flat_minima.horizon", s["horizon"], s["eta"])
+    task, error = _constructed("flat_minima.params", TwoBasin, s["params"])
+    if error:
+        return [*errors, error]
+    return errors + ordered(
+        "flat_minima.params.sharp_width", task.sharp_width, task.flat_width, "the sharp well's width"
     )
-    sharp, flat = params.get("sharp_width", 0.25), params.get("flat_width", 0.75)
-    return errors + ordered("flat_minima.params.sharp_width", sharp, flat, "the sharp well's width")
 
 
-def _constructed(key: str, cls, params: dict) -> list[str]:
+def _constructed(key: str, cls, params: dict):
+    """(the task, None), or (None, the error line) when its constructor rejects ``params``."""
     try:
-        cls(**params)
+        return cls(**params), None
     except (TypeError, ValueError) as err:
-        return [f"config key {key}: {params!r} rejected: {err}"]
-    return []
+        return None, f"config key {key}: {params!r} rejected: {err}"
 
 
 def _lecture(lecture: dict) -> list[str]:
