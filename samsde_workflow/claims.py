@@ -53,8 +53,9 @@ def verdict(passed: bool) -> str:
     return "pass" if passed else "fail"
 
 
-def summary(claims: pd.DataFrame) -> str:
-    return f"{int(claims.passed.sum())} of {len(claims)} claims pass" if len(claims) else "none"
+def summary(claims: pd.DataFrame, passing: str = "claims pass") -> str:
+    """``k of n claims pass`` (``none`` for no rows)."""
+    return f"{int(claims.passed.sum())} of {len(claims)} {passing}" if len(claims) else "none"
 
 
 def report_label(claims_csv: str, figure: str | None = None) -> str:
@@ -64,8 +65,7 @@ def report_label(claims_csv: str, figure: str | None = None) -> str:
     claims, then weak_error_minibatch)."""
     claims = pd.read_csv(claims_csv)
     rows = claims if figure is None else claims[claims.figure == figure]
-    counts = f"{int(rows.passed.sum())} of {len(rows)} pass" if len(rows) else "none"
-    return f"{figure or 'all'} claims: {counts}"
+    return f"{figure or 'all'} claims: {summary(rows, 'pass')}"
 
 
 def claims_rows_html(claims: pd.DataFrame) -> str:
