@@ -150,12 +150,8 @@ class SVAGRunner:
                 f"SVAG with l = {self.l} needs a multiple of l Brownian increments per step, got {n}: "
                 "choose the resolution a multiple of l"
             )
-        # the increment of each substep; at l = 1 the very sum DiscreteRunner takes (bit-identical draws)
-        if self.l == 1:
-            sub = increments.sum(0, keepdim=True)
-        else:
-            sub = increments.view(self.l, n // self.l, *increments.shape[1:]).sum(1)
-        for dw in sub:
+        # the increment of each substep (at l = 1 the sum DiscreteRunner takes, bit for bit: tests/test_svag.py)
+        for dw in increments.view(self.l, n // self.l, *increments.shape[1:]).sum(1):
             x = self.substep(x, dw)
         return x
 
