@@ -97,14 +97,13 @@ def svag_step(
 class SVAGRunner:
     """SVAG_l of one algorithm as a runner of :func:`samsde.simulate`: l substeps of size eta / l per discrete step.
 
-    Additive noise: ``coupled`` (see the module doc); each substep takes U from the sum of ``resolution / l`` of the
-    loop's increments, so the loop's resolution (times its finest refinement) must be a multiple of l.  ``generator``
+    Additive noise: ``coupled`` (see the module doc); each substep takes U from the sum of n / l of the n increments
+    the loop hands it per step (n = resolution x ``refinement``), so n must be a multiple of l (``refinement = l``
+    makes it so at any resolution).  ``generator``
     is V's stream (``make_generator(seed, ..., "svag", ...)``), needed for l > 1.  Mini-batch noise: the runner draws
     its two batches per substep from ``generator`` and gets no increments; at l = 1 it draws exactly the batches of a
     :class:`samsde.simulate.DiscreteRunner` on the same generator.
     """
-
-    refinement = 1
 
     def __init__(
         self,
@@ -116,10 +115,14 @@ class SVAGRunner:
         l: int,
         name: str | None = None,
         generator: torch.Generator | None = None,
+        refinement: int = 1,
     ):
         algorithm = get(algorithm)
         check_step_sizes(eta, rho)
         check_amplification(l)
+        if not (isinstance(refinement, int) and refinement >= 1):
+            raise ValueError(f"refinement must be an integer >= 1, got {refinement!r}")
+        self.refinement = refinement
         self.task, self.noise, self.algorithm, self.eta, self.rho, self.l = task, noise, algorithm, eta, rho, l
         self.name = name or f"svag_{algorithm.name}_l{l}"
         self.dim_w = noise.dim_w

@@ -155,6 +155,9 @@ def test_runner_checks_its_setting():
     runner = SVAGRunner(task, noise, "sam", 0.1, 0.1, 4, generator=samsde.make_generator(0, "v"))
     with pytest.raises(ValueError, match="multiple of l"):
         samsde.simulate(task, [runner], torch.ones(4), 3, 2, 6, 0)
+    # refinement = l: one increment per substep at any resolution
+    fine = SVAGRunner(task, noise, "sam", 0.1, 0.1, 4, generator=samsde.make_generator(0, "v"), refinement=4)
+    assert torch.isfinite(samsde.simulate(task, [fine], torch.ones(4), 3, 2, 1, 0).final[fine.name]).all()
 
 
 def test_sam_quadratic_weak_distance_falls_like_one_over_l():
