@@ -99,8 +99,8 @@ class SVAGRunner:
 
     Additive noise: ``coupled`` (see the module doc); each substep takes U from the sum of n / l of the n increments
     the loop hands it per step (n = resolution x ``refinement``), so n must be a multiple of l (``refinement = l``
-    makes it so at any resolution).  ``generator``
-    is V's stream (``make_generator(seed, ..., "svag", ...)``), needed for l > 1.  Mini-batch noise: the runner draws
+    makes it so at any resolution).  ``generator`` is V's stream (``make_generator(seed, ..., "svag", ...)``),
+    needed for l > 1.  Mini-batch noise: the runner draws
     its two batches per substep from ``generator`` and gets no increments; at l = 1 it draws exactly the batches of a
     :class:`samsde.simulate.DiscreteRunner` on the same generator.
     """
@@ -154,7 +154,7 @@ class SVAGRunner:
                 "choose the resolution a multiple of l"
             )
         # the increment of each substep (at l = 1 the sum DiscreteRunner takes, bit for bit: tests/test_svag.py)
-        for dw in increments.view(self.l, n // self.l, *increments.shape[1:]).sum(1):
+        for dw in increments.reshape(self.l, n // self.l, *increments.shape[1:]).sum(1):
             x = self.substep(x, dw)
         return x
 
