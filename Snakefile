@@ -17,6 +17,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/weak_error.smk"
+include: "workflow/rules/svag.smk"
 include: "workflow/rules/insights.smk"
 include: "workflow/rules/lecture.smk"
 include: "workflow/rules/figures.smk"

@@ -37,6 +37,7 @@ BENCHMARKS = [
     ("bench_minibatch.py", "minibatch.csv", []),
     ("bench_user_model.py", "user_model.csv", []),
     ("bench_lecture_batched.py", "lecture_batched.csv", []),
+    ("bench_svag_convergence.py", "svag_convergence.csv", []),
 ]
 
 

@@ -10,6 +10,7 @@ from samsde.noise import make_noise
 from samsde.sde import SDEModel
 from samsde.seeding import derive_seed, make_generator
 from samsde.simulate import OBSERVABLES, DiscreteRunner, SDERunner, simulate
+from samsde.svag import SVAGRunner
 from samsde.tasks import TASKS, from_module, make_task
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "DiscreteRunner",
     "SDEModel",
     "SDERunner",
+    "SVAGRunner",
     "derive_seed",
     "discrete_step",
     "from_module",

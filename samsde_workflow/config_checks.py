@@ -93,6 +93,31 @@ def _flat_minima(s: dict) -> list[str]:
     )
 
 
+def _svag_convergence(s: dict) -> list[str]:
+    """Per task (with its overrides): a whole number of steps, a resolution every l divides (SVAG_l's substep sums
+    resolution / l of the reference's increments), and parameters its constructor accepts."""
+    import math
+
+    from samsde.tasks import TASKS
+
+    errors = []
+    for name, entry in s["tasks"].items():
+        key = f"svag_convergence.tasks.{name}"
+        eta, resolution = entry.get("eta", s["eta"]), entry.get("resolution", s["resolution"])
+        where = f"{key}.horizon" if "horizon" in entry else "svag_convergence.horizon"
+        errors += whole_steps(where, entry.get("horizon", s["horizon"]), eta)
+        if resolution % math.lcm(*s["ls"]):
+            where = f"{key}.resolution" if "resolution" in entry else "svag_convergence.resolution"
+            errors.append(
+                f"config key {where}: {resolution} is not a multiple of every l in svag_convergence.ls {s['ls']} "
+                f"(lcm {math.lcm(*s['ls'])}): SVAG_l's substep increment is the sum of resolution / l increments"
+            )
+        _, error = _constructed(f"{key}.params", TASKS[name], entry.get("params", {}))
+        if error:
+            errors.append(error)
+    return errors
+
+
 def _constructed(key: str, cls, params: dict):
     """(the task, None), or (None, the error line) when its constructor rejects ``params``."""
     try:
@@ -172,6 +197,7 @@ def section_errors(config: dict) -> list[str]:
     """Every semantic error of the insight sections and the lecture (the weak-error stages:
     :mod:`samsde_workflow.config`)."""
     return [
+        *_svag_convergence(config["svag_convergence"]),
         *_quadratic_stationary(config["quadratic_stationary"]),
         *_saddle(config["saddle"]),
         *_hessian_trace(config["hessian_trace"]),

@@ -219,6 +219,24 @@ BAD = {
         ["flat_minima.params.sharp_width", "1.0", "0.75"],
     ),
     "bad two-basin parameter": (setitem("flat_minima.params.depth", 2.0), ["flat_minima.params", "depth"]),
+    "svag resolution not a multiple of l": (
+        setitem("svag_convergence.resolution", 48),
+        ["svag_convergence.resolution", "48", "lcm 32"],
+    ),
+    "svag task resolution not a multiple of l": (
+        setitem("svag_convergence.tasks.iris.resolution", 20),
+        ["svag_convergence.tasks.iris.resolution", "20"],
+    ),
+    "svag horizon not whole steps": (setitem("svag_convergence.horizon", 0.25), ["svag_convergence.horizon", "0.25"]),
+    "svag bad task parameter": (
+        setitem("svag_convergence.tasks.quadratic.params", {"dim": 10, "width": 3}),
+        ["svag_convergence.tasks.quadratic.params", "width"],
+    ),
+    "svag unknown task": (setitem("svag_convergence.tasks.mnist", {}), ["svag_convergence.tasks", "mnist"]),
+    "svag minibatch noise": (
+        setitem("svag_convergence.noise", {"kind": "minibatch", "sigma": 0.5}),
+        ["svag_convergence.noise.kind", "minibatch"],
+    ),
     "flat-minima horizon not a whole number of steps": (
         setitem("flat_minima.horizon", 40.05),
         ["flat_minima.horizon", "40.05"],

@@ -12,7 +12,7 @@ from samsde.algorithms.base import Algorithm, safe_inverse_norm
 from samsde.algorithms.dnsam import DNSAM
 from samsde.algorithms.sam import SAM
 from samsde.algorithms.sgd import SGD
-from samsde.algorithms.steps import check_step_sizes, discrete_step, optimizer_step
+from samsde.algorithms.steps import check_step_sizes, discrete_step, optimizer_step, update_direction
 from samsde.algorithms.usam import USAM
 
 ALGORITHMS: dict[str, Algorithm] = {}
@@ -65,4 +65,5 @@ __all__ = [
     "optimizer_step",
     "register",
     "safe_inverse_norm",
+    "update_direction",
 ]

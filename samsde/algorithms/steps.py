@@ -25,6 +25,32 @@ def check_step_sizes(eta: float, rho: float) -> None:
         raise ValueError(f"rho must be >= 0, got {rho}")
 
 
+def update_direction(
+    algorithm,
+    x: Tensor,
+    rho: float,
+    stochastic_grad: GradFn,
+    full_grad: Callable[[], Tensor],
+    g: Tensor | None = None,
+) -> Tensor:
+    """The update direction D(x; gamma) = grad f_gamma(x + e) of ``algorithm`` (a name or an Algorithm) on one draw.
+
+    USAM: g_gamma(x + rho g_gamma), SAM: g_gamma(x + rho g_gamma / |g_gamma|), DNSAM: g_gamma(x + rho g_gamma /
+    |grad f(x)|), SGD (or rho = 0): g_gamma(x).  ``stochastic_grad(y)`` is grad f_gamma(y) on the draw; ``full_grad()``
+    returns grad f(x) (only an algorithm that normalizes by it calls it); ``g`` may pass a precomputed
+    stochastic_grad(x).  The optimizer steps along it (:func:`optimizer_step`), SVAG combines two (samsde.svag).
+    """
+    from samsde.algorithms import get
+
+    algorithm = get(algorithm)
+    if g is None:
+        g = stochastic_grad(x)
+    e = algorithm.perturbation(g, full_grad, rho) if rho != 0 else None
+    if e is None:
+        return g
+    return stochastic_grad(x + e)
+
+
 def optimizer_step(
     algorithm,
     x: Tensor,
@@ -34,20 +60,9 @@ def optimizer_step(
     full_grad: Callable[[], Tensor],
     g: Tensor | None = None,
 ) -> Tensor:
-    """One step of ``algorithm`` (a name or an Algorithm) from x for any gradient oracle.
-
-    ``stochastic_grad(y)`` is grad f_gamma(y) on the step's draw; ``full_grad()`` returns grad f(x) (only an
-    algorithm that normalizes by it calls it); ``g`` may pass a precomputed stochastic_grad(x).
-    """
-    from samsde.algorithms import get
-
-    algorithm = get(algorithm)
-    if g is None:
-        g = stochastic_grad(x)
-    e = algorithm.perturbation(g, full_grad, rho) if rho != 0 else None
-    if e is None:
-        return x - eta * g
-    return x - eta * stochastic_grad(x + e)
+    """One step x+ = x - eta D(x; gamma) of ``algorithm`` from x for any gradient oracle (D: :func:`update_direction`,
+    whose arguments these are)."""
+    return x - eta * update_direction(algorithm, x, rho, stochastic_grad, full_grad, g)
 
 
 def discrete_step(algorithm, x: Tensor, grad_fn: GradFn, z: Tensor, eta: float, rho: float) -> Tensor:

@@ -20,6 +20,13 @@ FIGURE_RULES = {
         },
         MINIBATCH_LAYOUT,
     ),
+    "svag_convergence": (
+        {
+            "errors": "results/svag/errors.csv",
+            "slopes": "results/svag/slopes.csv",
+        },
+        {},
+    ),
     "quadratic_stationary": (
         {"table": "results/insights/quadratic_stationary.csv"},
         {},

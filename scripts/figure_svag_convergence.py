@@ -1,0 +1,42 @@
+"""Figure svag_convergence: SVAG_l's coupled weak distance to the own SDE against l, one panel per task and test
+function (95% bootstrap intervals, 3x the paired floor dashed, a slope -1 guide, the fitted slope in the legend)."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from samsde.algorithms import get
+from samsde.weak_error import FLOOR_FACTOR
+from samsde_workflow.job import Job
+from samsde_workflow.plotting import PALETTE, finish, log_axes, save_figure, set_style
+
+LABELS = {"loss": "g = f", "grad_norm_plus_norm": r"g = $|\nabla f| + |x|$"}
+
+with Job(snakemake) as job:
+    set_style()
+    errors, slopes = job.read("errors"), job.read("slopes")
+    errors, slopes = errors[errors.reference == "richardson"], slopes[slopes.reference == "richardson"]
+    tasks, statistics = list(dict.fromkeys(errors.task)), [g for g in LABELS if g in set(errors.statistic)]
+    fig, axes = plt.subplots(len(statistics), len(tasks), figsize=(4.2 * len(tasks), 3.4 * len(statistics)),
+                             squeeze=False)  # fmt: skip
+    for row, g in enumerate(statistics):
+        for col, task in enumerate(tasks):
+            ax = axes[row][col]
+            for alg, cur in errors[(errors.task == task) & (errors.statistic == g)].groupby("algorithm", sort=False):
+                cur = cur.sort_values("l")
+                fit = slopes[(slopes.task == task) & (slopes.statistic == g) & (slopes.algorithm == alg)].iloc[0]
+                label = f"{get(alg).label}: slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
+                yerr = np.clip([cur.distance - cur.ci_low, cur.ci_high - cur.distance], 0, None)
+                ax.errorbar(cur.l, cur.distance, yerr=yerr, marker="o", color=PALETTE[alg], label=label, capsize=2)
+                ax.plot(cur.l, FLOOR_FACTOR * cur.floor, ls="--", color=PALETTE[alg], alpha=0.6, lw=1)
+                first = cur.iloc[0]
+                ax.plot(cur.l, first.distance * first.l / cur.l, ls=":", color="#666666", lw=1)
+            log_axes(ax)
+            ax.set_xticks(sorted(set(errors.l)), [str(v) for v in sorted(set(errors.l))])
+            ax.set_xlabel("amplification l")
+            ax.set_ylabel("weak distance to the own SDE")
+            eta, rho = cur.eta.iloc[0], cur.rho.iloc[0]
+            ax.set_title(f"{task}, {LABELS[g]} ($\\eta$={eta:g}, $\\rho$={rho:.3g})", fontsize=9)
+            ax.legend(fontsize=7, loc="lower left")
+    finish(fig, "SVAG_l vs the own SDE (coupled): distance ~ 1/l (dotted: slope -1; dashed: 3x paired floor)")
+    save_figure(fig, snakemake.output.png, snakemake.output.pdf)
+    job.log.info("figure written: %s", snakemake.output.png)

@@ -1,0 +1,21 @@
+# SVAG stage (paper-notes section 10, issue 18): SVAG_l against the Euler-Maruyama-integrated own SDE on one
+# Brownian path per (task, algorithm); one job for every task, which writes the tidy tables and its claims fragment.
+
+
+rule svag_convergence:
+    output:
+        errors="results/svag/errors.csv",
+        slopes="results/svag/slopes.csv",
+        claims="results/claims/svag_convergence.csv",
+    log:
+        "logs/svag_convergence.log",
+    benchmark:
+        benchmark_file("svag_convergence", stage="svag")
+    conda:
+        "../envs/samsde.yaml"
+    threads: 1
+    params:
+        section=section("svag_convergence"),
+        slope_range=config["claims"]["svag_slope_range"],
+    script:
+        "../../scripts/svag_convergence.py"
