@@ -43,8 +43,8 @@ def test_the_weak_error_is_order_one_in_eta(tables):
 def test_svag_residual_is_a_small_part_of_the_error(tables):
     # SVAG_L/2 vs SVAG_L is SVAG's own O(1/l) bias: at L = 8 at most a quarter of the discrete step's error
     assert (tables["slopes"].residual_share < 0.25).all(), tables["slopes"].residual_share.to_list()
-    model = tables["errors"][tables["errors"].comparison == "model"]
-    assert model.resolved.all()
+    residual = tables["errors"][tables["errors"].comparison == "svag_residual"]
+    assert (residual.error > 0).all()  # it is measured: SVAG_L/2 is not SVAG_L
 
 
 def test_errors_are_resolved_above_the_paired_floor(tables):
