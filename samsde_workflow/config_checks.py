@@ -118,6 +118,18 @@ def _svag_convergence(s: dict) -> list[str]:
     return errors
 
 
+def _svag_scale(s: dict) -> list[str]:
+    """A whole number of steps at every eta, a known task whose constructor accepts the parameters."""
+    from samsde.tasks import TASKS
+
+    errors = [e for eta in s["etas"] for e in whole_steps("svag_scale.horizon", s["horizon"], eta)]
+    name = s["task"]["name"]
+    if name not in TASKS:
+        return [*errors, f"config key svag_scale.task.name: unknown task {name!r} (known: {sorted(TASKS)})"]
+    _, error = _constructed("svag_scale.task.params", TASKS[name], s["task"].get("params", {}))
+    return errors + ([error] if error else [])
+
+
 def _constructed(key: str, cls, params: dict):
     """(the task, None), or (None, the error line) when its constructor rejects ``params``."""
     try:
@@ -198,6 +210,7 @@ def section_errors(config: dict) -> list[str]:
     :mod:`samsde_workflow.config`)."""
     return [
         *_svag_convergence(config["svag_convergence"]),
+        *_svag_scale(config["svag_scale"]),
         *_quadratic_stationary(config["quadratic_stationary"]),
         *_saddle(config["saddle"]),
         *_hessian_trace(config["hessian_trace"]),

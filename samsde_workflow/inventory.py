@@ -10,6 +10,7 @@ FIGURES = {
     "drift_ablation": "Weak approximation",
     "weak_error_minibatch": "Weak approximation",
     "svag_convergence": "Weak approximation",
+    "svag_scale": "Weak approximation",
     "quadratic_stationary": "Insights",
     "saddle": "Insights",
     "hessian_trace": "Insights",
@@ -26,7 +27,7 @@ FIGURES = {
 STAGE_FIGURES = {
     "weak_error": ["weak_error", "trajectories", "drift_ablation"],
     "weak_error_minibatch": ["weak_error_minibatch"],
-    "svag": ["svag_convergence"],
+    "svag": ["svag_convergence", "svag_scale"],
     "insights": ["quadratic_stationary", "saddle", "hessian_trace", "flat_minima"],
     "lecture": ["sharpness_sb_lb", "interpolation", "lr_scaling", "sam_vs_sgd", "hessian_spectrum", "bouncing"],
 }
@@ -35,8 +36,8 @@ FIGURE_STAGE = {fig: stage for stage, figs in STAGE_FIGURES.items() for fig in f
 assert list(FIGURE_STAGE) == list(FIGURES), "every figure belongs to one stage, in inventory order"
 
 #: each analysis rule writes results/claims/<fragment>.csv; the claims rule concatenates them
-CLAIM_FRAGMENTS = ["weak_error", "weak_error_minibatch", "svag_convergence", "quadratic_stationary", "saddle"]
-CLAIM_FRAGMENTS += ["hessian_trace", "flat_minima"]
+CLAIM_FRAGMENTS = ["weak_error", "weak_error_minibatch", "svag_convergence", "svag_scale", "quadratic_stationary"]
+CLAIM_FRAGMENTS += ["saddle", "hessian_trace", "flat_minima"]
 CLAIM_FRAGMENTS += ["sharpness_sb_lb", "interpolation", "lr_scaling", "sam_vs_sgd", "hessian_spectrum", "bouncing"]
 #: claim fragment -> its stage (a weak-error stage's fragment is named after it; the others after their figure)
 FRAGMENT_STAGE = {fragment: FIGURE_STAGE.get(fragment, fragment) for fragment in CLAIM_FRAGMENTS}

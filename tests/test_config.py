@@ -237,6 +237,13 @@ BAD = {
         setitem("svag_convergence.noise", {"kind": "minibatch", "sigma": 0.5}),
         ["svag_convergence.noise.kind", "minibatch"],
     ),
+    "svag scale odd l": (setitem("svag_scale.l", 15), ["svag_scale.l", "15"]),
+    "svag scale horizon not whole steps": (setitem("svag_scale.horizon", 0.55), ["svag_scale.horizon", "0.55"]),
+    "svag scale unknown task": (setitem("svag_scale.task.name", "mnist"), ["svag_scale.task.name", "mnist"]),
+    "svag scale bad task parameter": (
+        setitem("svag_scale.task.params", {"n_in": 20, "width": 3}),
+        ["svag_scale.task.params", "width"],
+    ),
     "flat-minima horizon not a whole number of steps": (
         setitem("flat_minima.horizon", 40.05),
         ["flat_minima.horizon", "40.05"],

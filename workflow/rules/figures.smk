@@ -27,6 +27,13 @@ FIGURE_RULES = {
         },
         {},
     ),
+    "svag_scale": (
+        {
+            "errors": "results/svag/scale_errors.csv",
+            "slopes": "results/svag/scale_slopes.csv",
+        },
+        {},
+    ),
     "quadratic_stationary": (
         {"table": "results/insights/quadratic_stationary.csv"},
         {},

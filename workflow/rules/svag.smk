@@ -19,3 +19,24 @@ rule svag_convergence:
         slope_range=config["claims"]["svag_slope_range"],
     script:
         "../../scripts/svag_convergence.py"
+
+
+# The scale experiment (issue 18, item 3): discrete SAM, USAM, DNSAM against SVAG_L on a network with d ~ 10^3, one
+# coupled simulation per eta; the weak error's slope in eta, and SVAG_L/2 vs SVAG_L as SVAG's own residual.
+rule svag_scale:
+    output:
+        errors="results/svag/scale_errors.csv",
+        slopes="results/svag/scale_slopes.csv",
+        claims="results/claims/svag_scale.csv",
+    log:
+        "logs/svag_scale.log",
+    benchmark:
+        benchmark_file("svag_scale", stage="svag")
+    conda:
+        "../envs/samsde.yaml"
+    threads: 1
+    params:
+        section=section("svag_scale"),
+        slope_range=config["claims"]["own_slope_range"],
+    script:
+        "../../scripts/svag_scale.py"
