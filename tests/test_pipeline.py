@@ -205,3 +205,45 @@ def test_report_holds_the_claims_table_next_to_each_figure(smoke_run):
         check_rows(page_rows(results[page]), rows)
     [page] = [p for sub in categories["Claims"].values() for p in sub]
     check_rows(page_rows(results[page]), claims)
+
+
+SLURM_PROFILE = ROOT / "workflow" / "profiles" / "slurm"
+# on a throw-away cluster: no accounting daemon (squeue, not sacct), no accounts, and a short first status check
+SLURM_CI = ["--slurm-status-command", "squeue", "--slurm-no-account", "--slurm-init-seconds-before-status-checks", "2"]
+
+
+def slurm_ready() -> bool:
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "idle" in out.stdout
+
+
+def measured(workdir: Path) -> dict[str, bytes]:
+    """Every table and sidecar of a run but the profile's (a measurement of this run, not reproducible)."""
+    paths = sorted(p for p in (workdir / "results").rglob("*.csv*") if not p.name.startswith("profile.csv"))
+    return {str(p.relative_to(workdir)): p.read_bytes() for p in paths}
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SAMSDE_SLURM") and not slurm_ready(),
+    reason="no SLURM here: `.ci/slurm.sh up` brings one up (CI sets SAMSDE_SLURM=1)",
+)
+def test_slurm_profile_writes_the_tables_of_a_local_run(smoke_run, tmp_path):
+    """The smoke DAG submitted through workflow/profiles/slurm, every job a SLURM job, writes every table byte for
+    byte as the local run of the same commit, and the executor warns about nothing (every rule has its resources)."""
+    assert slurm_ready(), "SAMSDE_SLURM is set but sinfo shows no idle node: run `.ci/slurm.sh up` first"
+    workdir = tmp_path / "slurm"
+    out = snakemake(workdir, "--profile", str(SLURM_PROFILE), *SLURM_CI, "--default-resources", "slurm_partition=ci")
+    submitted = out.stderr.count("has been submitted with SLURM jobid")
+    local = pd.read_csv(smoke_run / "results" / "profile.csv")
+    assert submitted == len(local) + 1, submitted  # every job but the target rule, the profile's own included
+    # the executor's warning about a job without a runtime has no "warning" in it
+    lines = (out.stdout + out.stderr).splitlines()
+    warnings = [line for line in lines if "warn" in line.lower() or "No wall time information" in line]
+    assert not warnings, warnings
+    slurm, reference = measured(workdir), measured(smoke_run)
+    assert len(reference) >= 150 and slurm.keys() == reference.keys(), set(slurm) ^ set(reference)
+    differ = [name for name in reference if slurm[name] != reference[name]]
+    assert not differ, f"{len(differ)} of {len(reference)} tables differ from the local run: {differ[:10]}"
