@@ -8,6 +8,15 @@ import time
 import torch
 
 
+def status_kib(field: str) -> float:
+    """A field of this process's /proc/self/status in KiB (``VmHWM``: its peak resident set; NaN if absent)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    return math.nan
+
+
 def machine_busy_seconds() -> float:
     """CPU-seconds all processes have used since boot (Linux /proc/stat; NaN elsewhere)."""
     try:

@@ -83,7 +83,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _machine import machine_busy_seconds  # benchmarks/ is on sys.path when run as a script
+from _machine import machine_busy_seconds, status_kib  # benchmarks/ is on sys.path when run as a script
 
 from samsde import DiscreteRunner, SDEModel, make_generator, make_noise, make_task
 from samsde.algorithms import SAM, SGD
@@ -225,14 +225,6 @@ def exact_memory_estimate(task: Task, n_paths: int) -> float:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _status_kib(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return float(line.split()[1])
-    return math.nan
-
-
 class PeakMemory:
     """Growth of this process's peak resident set from ``start()`` on, in MiB (see the module docstring)."""
 
@@ -242,14 +234,14 @@ class PeakMemory:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # reset the peak-RSS mark (VmHWM) to the current RSS
             self.method = "VmHWM"
-            self.base = _status_kib("VmHWM")
+            self.base = status_kib("VmHWM")
         except OSError:
             self.method = "ru_maxrss"
             self.base = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
 
     def growth_mib(self) -> float:
         if self.method == "VmHWM":
-            peak = _status_kib("VmHWM")
+            peak = status_kib("VmHWM")
         else:
             peak = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         return max(peak - self.base, 0.0) / 1024

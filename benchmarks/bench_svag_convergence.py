@@ -56,7 +56,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _machine import CpuMeter, use_threads  # noqa: E402
+from _machine import CpuMeter, status_kib, use_threads  # noqa: E402
 
 import samsde  # noqa: E402
 from samsde.svag import SVAGRunner  # noqa: E402
@@ -98,14 +98,6 @@ def accuracy(h: int, n_paths: int) -> tuple[int, dict]:
     return task.dim, out
 
 
-def _status_kib(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return float(line.split()[1])
-    return math.nan
-
-
 def cost(h: int, n_paths: int, variant: str, threads: int) -> tuple[float, float, float]:
     """In a child: wall seconds, peak-RSS growth (MiB) and foreign load of one simulation with one runner."""
     torch.set_num_threads(threads)
@@ -115,12 +107,12 @@ def cost(h: int, n_paths: int, variant: str, threads: int) -> tuple[float, float
     gc.collect()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak-RSS mark to the current resident set
-    base = _status_kib("VmHWM")
+    base = status_kib("VmHWM")
     with CpuMeter() as meter:
         start = time.perf_counter()
         samsde.simulate(task, [runner(task, noise, variant)], x0, n_paths, n_steps, 1, 0)
         seconds = time.perf_counter() - start
-    return seconds, (_status_kib("VmHWM") - base) / 1024, meter.cores
+    return seconds, (status_kib("VmHWM") - base) / 1024, meter.cores
 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
