@@ -94,24 +94,20 @@ def _flat_minima(s: dict) -> list[str]:
 
 
 def _svag_convergence(s: dict) -> list[str]:
-    """Per task (with its overrides): a whole number of steps, a resolution every l divides (SVAG_l's substep sums
-    resolution / l of the reference's increments), and parameters its constructor accepts."""
-    import math
-
+    """Per task (with its overrides): a whole number of steps and parameters its constructor accepts; every
+    floor task one of the tasks."""
     from samsde.tasks import TASKS
 
-    errors = []
+    errors = [
+        f"config key svag_convergence.floor_tasks: {name!r} is not one of svag_convergence.tasks {sorted(s['tasks'])}"
+        for name in s.get("floor_tasks", [])
+        if name not in s["tasks"]
+    ]
     for name, entry in s["tasks"].items():
         key = f"svag_convergence.tasks.{name}"
-        eta, resolution = entry.get("eta", s["eta"]), entry.get("resolution", s["resolution"])
+        eta = entry.get("eta", s["eta"])
         where = f"{key}.horizon" if "horizon" in entry else "svag_convergence.horizon"
         errors += whole_steps(where, entry.get("horizon", s["horizon"]), eta)
-        if resolution % math.lcm(*s["ls"]):
-            where = f"{key}.resolution" if "resolution" in entry else "svag_convergence.resolution"
-            errors.append(
-                f"config key {where}: {resolution} is not a multiple of every l in svag_convergence.ls {s['ls']} "
-                f"(lcm {math.lcm(*s['ls'])}): SVAG_l's substep increment is the sum of resolution / l increments"
-            )
         _, error = _constructed(f"{key}.params", TASKS[name], entry.get("params", {}))
         if error:
             errors.append(error)

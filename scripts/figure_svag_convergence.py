@@ -31,7 +31,8 @@ with Job(snakemake) as job:
                 first = cur.iloc[0]
                 ax.plot(cur.l, first.distance * first.l / cur.l, ls=":", color="#666666", lw=1)
             log_axes(ax)
-            ax.set_xticks(sorted(set(errors.l)), [str(v) for v in sorted(set(errors.l))])
+            ls = sorted(set(errors[errors.task == task].l))
+            ax.set_xticks(ls, [str(v) for v in ls])
             ax.set_xlabel("amplification l")
             ax.set_ylabel("weak distance to the own SDE")
             eta, rho = cur.eta.iloc[0], cur.rho.iloc[0]

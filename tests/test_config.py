@@ -219,13 +219,13 @@ BAD = {
         ["flat_minima.params.sharp_width", "1.0", "0.75"],
     ),
     "bad two-basin parameter": (setitem("flat_minima.params.depth", 2.0), ["flat_minima.params", "depth"]),
-    "svag resolution not a multiple of l": (
-        setitem("svag_convergence.resolution", 48),
-        ["svag_convergence.resolution", "48", "lcm 32"],
+    "svag floor task not a task": (
+        setitem("svag_convergence.floor_tasks", ["quadratic", "breast_cancer"]),
+        ["svag_convergence.floor_tasks", "'breast_cancer'"],
     ),
-    "svag task resolution not a multiple of l": (
-        setitem("svag_convergence.tasks.iris.resolution", 20),
-        ["svag_convergence.tasks.iris.resolution", "20"],
+    "svag task grid duplicated l": (
+        setitem("svag_convergence.tasks.quadratic.ls", [1, 2, 2, 4]),
+        ["svag_convergence", "ls"],
     ),
     "svag horizon not whole steps": (setitem("svag_convergence.horizon", 0.25), ["svag_convergence.horizon", "0.25"]),
     "svag bad task parameter": (

@@ -220,11 +220,41 @@ def test_svag_convergence_experiment_tables_and_claims():
     assert all(c.passed for c in found)
 
 
-def test_svag_convergence_rejects_a_resolution_that_l_does_not_divide():
+def test_svag_convergence_reaches_the_floor_with_l_above_the_resolution():
+    """SAM on the d = 10 quadratic (400 paths), reference at r = 12, l up to 256: SVAG_l for l not dividing r reads
+    the path refined by l / gcd(l, r).  The first points fall at order 1 (Richardson slope in [-1.2, -0.8]), the
+    distance at l = 256 is within 3x the floor and the floor claims pass.  (Before the refinement, r = 12 with
+    l = 8 raised "multiple of every l"; with SVAG's U scaled by 1.1 the distances level off above the floor.)"""
     from samsde.experiments import svag_convergence
 
-    with pytest.raises(ValueError, match="multiple of every l"):
-        svag_convergence.run(_convergence_settings(resolution=12, algorithms=["sam"]), 0, "cpu")
+    settings = _convergence_settings(resolution=12, algorithms=["sam"], floor_tasks=["quadratic"],
+                                     ls=[1, 2, 4, 8, 16, 32, 64, 256])  # fmt: skip
+    tables = svag_convergence.run(settings, 2023, "cpu")
+    rich = tables["slopes"][tables["slopes"].reference == "richardson"]
+    assert rich.at_floor.all() and (rich.n_points >= 4).all(), rich
+    assert ((rich.slope > -1.2) & (rich.slope < -0.8)).all(), rich[["statistic", "slope", "ci_low", "ci_high"]]
+    found = svag_convergence.claims(tables, {"svag_slope_range": [-1.2, -0.8]})
+    floors = [c for c in found if c.claim_id.startswith("svag.floor.")]
+    assert [c.claim_id for c in floors] == ["svag.floor.quadratic.sam", "svag.floor.quadratic.sam.grad_norm_plus_norm"]
+    assert all(c.passed and c.value < 3 for c in floors)
+    errors = tables["errors"]
+    assert set(errors.l) == {1, 2, 4, 8, 16, 32, 64, 256}
+
+
+def test_svag_floor_claim_fails_above_the_floor():
+    """The floor claim reads the largest l's distance over its floor: 10x fails, 2x passes, and without
+    MIN_FIT_POINTS resolved points it fails however close to the floor."""
+    from types import SimpleNamespace
+
+    from samsde.experiments.svag_convergence import floor_claim
+
+    fit = SimpleNamespace(task="t", algorithm="sam", statistic="loss", largest_l=64, distance_last=1e-3,
+                          floor_last=1e-4, n_points=5, n_ls=7, usable=True)  # fmt: skip
+    assert not floor_claim(fit, "SAM", "").passed
+    fit.distance_last = 2e-4
+    assert floor_claim(fit, "SAM", "").passed
+    fit.usable = False
+    assert not floor_claim(fit, "SAM", "").passed
 
 
 def test_svag_slope_fit_skips_unresolved_points_and_flags_the_floor():

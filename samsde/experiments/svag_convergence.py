@@ -3,9 +3,11 @@
 
 At one (task, algorithm, eta, rho) the runners share one Brownian path (additive Gaussian noise):
 - SVAG_l for every l of the grid (samsde.svag), U from the path, V from a stream keyed (..., "svag", l);
-- the algorithm's own SDE at dt = eta / r and eta / (2r) (the 2r increments sum pairwise to the r ones, which sum
-  to SVAG's substep increments), so the reference mean is the Richardson value 2 E_2r - E_r, and the plain 2r
-  solution is a second reference.
+- the algorithm's own SDE at dt = eta / r and eta / (2r) (the 2r increments sum pairwise to the r ones), so the
+  reference mean is the Richardson value 2 E_2r - E_r, and the plain 2r solution is a second reference.
+SVAG_l's substep increment is a sum of increments of the same path: for l above r (or not dividing it) the path is
+drawn finer, q = l / gcd(l, r) increments per base increment (SVAG runner refinement q), and the SDE runners sum
+them, so l can grow to where the distance reaches the Monte Carlo floor at the cost of SVAG's own substeps only.
 Per l and test function g the distance is max_k |mean_m Delta[k, m]| / mean_k |mean_m g(SVAG_l)| with Delta the
 per-path difference to the reference (samsde.weak_error.paired_error): its paired standard error is the Monte Carlo
 floor, a point within 3x of it is not resolved.  The log-log slope of distance against l is fitted on the resolved
@@ -64,17 +66,17 @@ def convergence(
     """The weak distance of SVAG_l to the own SDE for every l of ``ls``: tables ``errors`` (one row per l, test
     function and reference) and ``slopes`` (one row per test function and reference).
 
-    ``resolution`` r must be a multiple of every l (SVAG's substep increment is a sum of r / l of the path's)."""
+    ``resolution`` r is the reference SDE's; SVAG_l reads the path at r q, q = l / gcd(l, r) (module doc)."""
     if not noise.additive:
         raise ValueError("the coupled SVAG comparison needs additive Gaussian noise (mini-batch SVAG is not coupled)")
     for l in ls:
         check_amplification(l)
-    if resolution % math.lcm(*ls):
-        raise ValueError(f"svag resolution {resolution} must be a multiple of every l in {list(ls)}")
-    runners = [
-        SVAGRunner(task, noise, algorithm, eta, rho, l, f"svag{l}", make_generator(seed, *stream, "svag", l))
-        for l in ls
-    ]
+
+    def svag(l: int) -> SVAGRunner:
+        v_stream, q = make_generator(seed, *stream, "svag", l), l // math.gcd(l, resolution)
+        return SVAGRunner(task, noise, algorithm, eta, rho, l, f"svag{l}", v_stream, refinement=q)
+
+    runners = [svag(l) for l in ls]
     for q in (1, 2):
         model = SDEModel(task, noise, eta, rho, algorithm, mode=diffusion, inner_samples=inner_samples,
                          generator=make_generator(seed, *stream, "inner", q), sam_moments=sam_moments)  # fmt: skip
@@ -131,11 +133,12 @@ def fit_slopes(errors: pd.DataFrame, replicates: dict, level: float = 0.95) -> p
 
 def run(settings: dict, seed: int, device, log: logging.Logger | None = None) -> dict[str, pd.DataFrame]:
     """Every (task, algorithm) of ``settings`` (the config section ``svag_convergence``): rho = c eta^alpha; a task
-    entry may override n_paths, horizon, eta and resolution.  Tables ``errors`` and ``slopes``, all cells stacked."""
+    entry may override n_paths, horizon, eta, resolution and ls.  Tables ``errors`` and ``slopes``, all cells
+    stacked; ``slopes.floor_expected`` marks the tasks of ``floor_tasks`` (their floor claims)."""
     s, log = settings, log or logging.getLogger(__name__)
     errors, slopes = [], []
     for name, entry in s["tasks"].items():
-        cell = {k: entry.get(k, s[k]) for k in ("n_paths", "horizon", "eta", "resolution")}
+        cell = {k: entry.get(k, s[k]) for k in ("n_paths", "horizon", "eta", "resolution", "ls")}
         task = make_task(name, **entry.get("params", {})).to(device)
         noise = make_noise(s["noise"]["kind"], task, sigma=s["noise"]["sigma"], seed=seed)
         x0 = task.initial_point(make_generator(seed, EXPERIMENT, name, "initial_point"))
@@ -143,12 +146,12 @@ def run(settings: dict, seed: int, device, log: logging.Logger | None = None) ->
         rho = s["rho"]["c"] * eta ** s["rho"]["alpha"]
         for algorithm in s["algorithms"]:
             tables = convergence(
-                task, noise, algorithm, eta, rho, s["ls"], cell["n_paths"], seed, cell["horizon"],
+                task, noise, algorithm, eta, rho, cell["ls"], cell["n_paths"], seed, cell["horizon"],
                 cell["resolution"], x0, stream=(EXPERIMENT, name, algorithm, eta), n_boot=s["n_boot"],
                 diffusion=s["diffusion"],
             )  # fmt: skip
             errors.append(tables["errors"])
-            slopes.append(tables["slopes"])
+            slopes.append(tables["slopes"].assign(floor_expected=name in s.get("floor_tasks", [])))
             fit = tables["slopes"].set_index(["statistic", "reference"]).loc[("loss", "richardson")]
             log.info("%s %s: slope %.3f [%.3f, %.3f]", name, algorithm, fit.slope, fit.ci_low, fit.ci_high)
     return {"errors": pd.concat(errors, ignore_index=True), "slopes": pd.concat(slopes, ignore_index=True)}
@@ -173,4 +176,22 @@ def claims(tables: dict[str, pd.DataFrame], thresholds: dict) -> list[Claim]:
             note=f"eta {fit.eta:g}, rho {fit.rho:.3g}; {fit.n_points} of {fit.n_ls} l resolved; distance "
             f"{fit.distance_first:.3g} -> {fit.distance_last:.3g} (floor {fit.floor_last:.2g}){floor}",
         ))  # fmt: skip
+        if getattr(fit, "floor_expected", False):
+            found.append(floor_claim(fit, label, suffix))
     return found
+
+
+def floor_claim(fit, label: str, suffix: str) -> Claim:
+    """On a task whose SDE SVAG's limit is to all orders in rho (``floor_tasks``): after at least MIN_FIT_POINTS
+    resolved points, the distance at the largest l falls within 3x its Monte Carlo floor (nothing left but noise)."""
+    ratio = fit.distance_last / fit.floor_last
+    return Claim(
+        claim_id=f"svag.floor.{fit.task}.{fit.algorithm}{suffix}", source="reconstructed", figure=EXPERIMENT,
+        claim=f"SVAG_l of {label} reaches the Monte Carlo floor of its distance to {label}'s own SDE ({fit.task}, "
+        f"g = {fit.statistic})",
+        quantity="distance at the largest l / its paired standard error", value=ratio, ci_low=float("nan"),
+        ci_high=float("nan"), expected=f"< 3 at the largest l, after >= {MIN_FIT_POINTS} resolved l",
+        passed=bool(fit.usable and ratio < 3),
+        note=f"l = {fit.largest_l}: distance {fit.distance_last:.3g}, floor {fit.floor_last:.2g}; "
+        f"{fit.n_points} of {fit.n_ls} l resolved",
+    )  # fmt: skip
