@@ -5,6 +5,7 @@ Run from the repository root:
 
     python3 benchmarks/bench_svag_convergence.py [--quick] [--threads N] [--hidden 16 64 256 1024]
         [--out benchmarks/out/svag_convergence.csv] [--from-csv CSV]
+    python3 benchmarks/bench_svag_convergence.py --scale [--cap-gib 20] [--out benchmarks/out/svag_scale_cost.csv]
 
 The full run (hidden widths 16, 64, 256: d = 113, 449, 1793) takes about 10 minutes on one thread, --quick (16, 64)
 about 2; ``--hidden 1024`` (d = 7169) adds about half an hour.
@@ -34,6 +35,15 @@ step's exact mean and covariance; EM: the paper's SDE), so at small target accur
 enters SVAG's distance.  SVAG needs no Hessian-vector product (no double backward) and no moments, which is what
 makes it usable where EM is not (mini-batch SAM, models without second derivatives); on this task, where the SAM
 SDE's coefficients have a closed form, the comparison is of two order-1 schemes at equal distance.
+
+Scale (``--scale``): how far each route goes on this machine.  The cost of one step eta of SVAG_k and of EM_k
+(k = 4, the pairing the accuracy runs show equal) on the same task at hidden widths 256, 1024, 4096, ... (d = 7 h +
+1), M = 200 paths, each in a fresh child whose address space is capped (``--cap-gib``, default 20 of the machine's
+24 GiB): wall seconds, peak-RSS growth, and whether it fit.  A route stops at the first width at which its run
+does not run (an allocation fails under the cap, or, for EM, the SAM SDE's closed-form projected-normal table is
+not finite: scipy's hyp1f1 underflows above d ~ 63,500) or its previous peak times 4 (cost is linear in h) exceeds
+twice the cap.  Accuracy is not re-measured at these widths (the reference costs 48 EM substeps per step): the pairing
+l = r is the one measured up to d = 1793.
 
 Output: a tidy long CSV (``benchmark, task, dim, n_paths, variant, metric, unit, repeat, value, note``: metrics
 ``distance``, ``floor`` [relative], ``seconds`` [s], ``peak_memory_mib`` [MiB], ``foreign_load`` [cores]), and the
@@ -115,6 +125,72 @@ def cost(h: int, n_paths: int, variant: str, threads: int) -> tuple[float, float
     return seconds, (status_kib("VmHWM") - base) / 1024, meter.cores
 
 
+SCALE_K, SCALE_PATHS = 4, 200
+
+
+def step_cost(h: int, variant: str, threads: int, cap_gib: float) -> tuple[float, float, float]:
+    """In a child with its address space capped: wall seconds, peak-RSS growth (MiB) and foreign load of one step
+    eta of one runner on SCALE_PATHS paths; raises MemoryError (RuntimeError from torch) when it does not fit."""
+    import resource
+
+    cap = int(cap_gib * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    torch.set_num_threads(threads)
+    task, noise, x0 = build(h)
+    samsde.simulate(task, [runner(task, noise, variant)], x0, 2, 1, 1, 0)  # warm-up
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = status_kib("VmHWM")
+    with CpuMeter() as meter:
+        start = time.perf_counter()
+        samsde.simulate(task, [runner(task, noise, variant)], x0, SCALE_PATHS, 1, 1, 0)
+        seconds = time.perf_counter() - start
+    return seconds, (status_kib("VmHWM") - base) / 1024, meter.cores
+
+
+def scale(args) -> None:
+    """Widths 256, 1024, ... until neither route fits under the cap: the --scale protocol of the docstring."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "samsde"])
+    print(use_threads(args.threads), f"; M = {SCALE_PATHS}, k = {SCALE_K}, cap {args.cap_gib} GiB", flush=True)
+    rows, last_peak, open_routes, h = [], {}, {"svag", "em"}, 256
+    while open_routes:
+        for kind in sorted(open_routes):
+            variant = f"{kind}_{SCALE_K}"
+            if 4 * last_peak.get(kind, 0.0) > 2 * args.cap_gib * 1024:
+                print(f"  d = {7 * h + 1}: {variant} predicted {4 * last_peak[kind] / 1024:.0f} GiB: not run")
+                open_routes.discard(kind)
+                continue
+            try:
+                with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                    seconds, mib, load = pool.submit(step_cost, h, variant, args.threads, args.cap_gib).result()
+                fits = True
+            except (MemoryError, RuntimeError, BrokenProcessPool, FloatingPointError) as error:
+                seconds = mib = load = math.nan
+                fits = False
+                print(f"  d = {7 * h + 1}: {variant} does not run: {type(error).__name__}: "
+                      f"{str(error).splitlines()[0][:100]}")  # fmt: skip
+                open_routes.discard(kind)
+            last_peak[kind] = mib
+            ident = {"benchmark": "svag_scale_cost", "task": "teacher_student", "dim": 7 * h + 1,
+                     "n_paths": SCALE_PATHS, "variant": variant, "repeat": 0}  # fmt: skip
+            for metric, unit, value in (("seconds_per_step", "s", seconds), ("peak_memory_mib", "MiB", mib),
+                                        ("foreign_load", "cores", load), ("fits", "bool", float(fits))):  # fmt: skip
+                rows.append({**ident, "metric": metric, "unit": unit, "value": value,
+                             "note": f"one step eta, address space capped at {args.cap_gib} GiB"})  # fmt: skip
+            if fits:
+                print(f"  d = {7 * h + 1}: {variant} {seconds:8.2f} s/step {mib:9.1f} MiB  foreign load {load:.2f}",
+                      flush=True)  # fmt: skip
+        h *= 4
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    pd.DataFrame(rows).to_csv(args.out, index=False)
+    print(f"wrote {args.out}")
+
+
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """Per d and grid value k: SVAG_l (l = k) against EM_r (r = k), whose measured distances agree (both order 1
     with step eta / k), their wall seconds and peak-memory growth, and the ratios SVAG / EM."""
@@ -134,8 +210,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--from-csv", help="only print the summary of an earlier run's CSV")
     parser.add_argument("--hidden", type=int, nargs="+")
-    parser.add_argument("--out", default="benchmarks/out/svag_convergence.csv")
+    parser.add_argument("--out")
+    parser.add_argument("--scale", action="store_true", help="cost per step up to the largest d that fits")
+    parser.add_argument("--cap-gib", type=float, default=20.0)
     args = parser.parse_args()
+    if args.scale:
+        args.out = args.out or "benchmarks/out/svag_scale_cost.csv"
+        scale(args)
+        return
+    args.out = args.out or "benchmarks/out/svag_convergence.csv"
     if args.from_csv:
         print(summarise(pd.read_csv(args.from_csv)).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         return
