@@ -1,6 +1,7 @@
 """The slurm profile's per-rule resources, derived from a measured run.
 
     python -m samsde_workflow.cluster results/profile.csv        # rewrites workflow/profiles/slurm/config.yaml
+                                                                 # and workflow/job_seconds.tsv
 
 ``results/profile.csv`` (rule ``pipeline_profile``) holds every job's wall time, CPU time and peak resident memory
 from its Snakemake benchmark. Per rule, over its jobs:
@@ -11,7 +12,8 @@ from its Snakemake benchmark. Per rule, over its jobs:
   where the DAG ran. A rule whose jobs would use more is reported, not given more.
 Every rule of the measured run gets all three, so no job falls back on the executor's defaults (which is what makes
 the slurm executor warn "No wall time information given"). Rerun the command on a new default run whenever the code
-changes what a job costs; a test checks that the committed profile covers every rule of the DAG.
+changes what a job costs; a test checks that the committed profile covers every rule of the DAG.  The same run's
+per-job wall times go to ``workflow/job_seconds.tsv``, the jobs' priorities (samsde_workflow.priorities).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from samsde_workflow.priorities import JOB_SECONDS
 
 PROFILE = Path(__file__).resolve().parent.parent / "workflow" / "profiles" / "slurm" / "config.yaml"
 MEM_MARGIN, MIN_MEM_MB = 1.5, 1000
@@ -103,12 +107,21 @@ def declared_threads() -> dict[str, int]:
     return threads | {f"figure_{fig}": 1 for fig in FIGURES if f"figure_{fig}" not in threads}
 
 
+def job_seconds(profile: pd.DataFrame) -> pd.DataFrame:
+    """rule, job, wall_s (one decimal) per measured job, longest first: the table of the jobs' priorities."""
+    table = profile[["rule", "job", "wall_s"]].sort_values("wall_s", ascending=False, kind="stable")
+    return table.assign(wall_s=table.wall_s.round(1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("profile_csv", type=Path, help="results/profile.csv of a default run")
     parser.add_argument("--out", type=Path, default=PROFILE, help=f"profile to write (default {PROFILE})")
+    parser.add_argument("--seconds-out", type=Path, default=JOB_SECONDS, help=f"job wall times (default {JOB_SECONDS})")
     args = parser.parse_args(argv)
-    table = rule_resources(pd.read_csv(args.profile_csv), declared_threads())
+    profile = pd.read_csv(args.profile_csv)
+    job_seconds(profile).to_csv(args.seconds_out, sep="\t", index=False)
+    table = rule_resources(profile, declared_threads())
     over = table[table.load > table.declared_threads + 0.5]
     for rule, row in over.iterrows():
         print(f"note: {rule} kept {row.load:.2f} CPUs busy with {row.declared_threads} thread(s)", file=sys.stderr)

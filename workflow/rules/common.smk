@@ -14,6 +14,7 @@ from samsde_workflow.config import (
 )
 from samsde_workflow.claims import report_label
 from samsde_workflow.inventory import FIGURE_STAGE, FIGURES, selected
+from samsde_workflow.priorities import job_priority, load_job_seconds
 
 
 # The run's config: the user's --configfile files and --config values over config.yaml (README, "Configuration":
@@ -77,6 +78,14 @@ def benchmark_file(
 
 def all_figures():
     return expand("results/figures/{fig}.{ext}", fig=RUN_FIGURES, ext=["png", "pdf"])
+
+
+# longest job first: a job's priority is its wall time in a measured default run (samsde_workflow.priorities)
+JOB_SECONDS = load_job_seconds()
+
+
+def measured_priority(rule_name, pattern=None):
+    return job_priority(JOB_SECONDS, rule_name, pattern)
 
 
 def section(name):

@@ -10,6 +10,7 @@ rule quadratic_stationary:
         "logs/quadratic_stationary.log",
     benchmark:
         benchmark_file("quadratic_stationary", stage="insights")
+    priority: measured_priority("quadratic_stationary")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -30,6 +31,7 @@ rule saddle:
         "logs/saddle.log",
     benchmark:
         benchmark_file("saddle", stage="insights")
+    priority: measured_priority("saddle")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -47,6 +49,7 @@ rule hessian_trace:
         "logs/hessian_trace.log",
     benchmark:
         benchmark_file("hessian_trace", stage="insights")
+    priority: measured_priority("hessian_trace")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -65,6 +68,7 @@ rule flat_minima:
         "logs/flat_minima.log",
     benchmark:
         benchmark_file("flat_minima", stage="insights")
+    priority: measured_priority("flat_minima")
     conda:
         "../envs/samsde.yaml"
     threads: 1

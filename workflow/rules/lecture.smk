@@ -14,6 +14,7 @@ rule lecture_sharpness_sb_lb:
         "logs/lecture/sharpness_sb_lb.log",
     benchmark:
         benchmark_file("lecture_sharpness_sb_lb", stage="lecture")
+    priority: measured_priority("lecture_sharpness_sb_lb")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -34,6 +35,7 @@ rule lecture_interpolation:
         "logs/lecture/interpolation.log",
     benchmark:
         benchmark_file("lecture_interpolation", stage="lecture")
+    priority: measured_priority("lecture_interpolation")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -53,6 +55,7 @@ rule lecture_lr_scaling:
         "logs/lecture/lr_scaling.log",
     benchmark:
         benchmark_file("lecture_lr_scaling", stage="lecture")
+    priority: measured_priority("lecture_lr_scaling")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -80,6 +83,7 @@ rule lecture_sam_vs_sgd:
         )
     wildcard_constraints:
         labels="|".join(SAM_LABELS),
+    priority: measured_priority("lecture_sam_vs_sgd", "{labels}")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -102,6 +106,7 @@ rule lecture_hessian_spectrum:
         "logs/lecture/hessian_spectrum.log",
     benchmark:
         benchmark_file("lecture_hessian_spectrum", stage="lecture")
+    priority: measured_priority("lecture_hessian_spectrum")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -120,6 +125,7 @@ rule lecture_bouncing:
         "logs/lecture/bouncing.log",
     benchmark:
         benchmark_file("lecture_bouncing", stage="lecture")
+    priority: measured_priority("lecture_bouncing")
     conda:
         "../envs/samsde.yaml"
     threads: 1

@@ -11,6 +11,7 @@ rule svag_convergence:
         "logs/svag_convergence.log",
     benchmark:
         benchmark_file("svag_convergence", stage="svag")
+    priority: measured_priority("svag_convergence")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -32,6 +33,7 @@ rule svag_scale:
         "logs/svag_scale.log",
     benchmark:
         benchmark_file("svag_scale", stage="svag")
+    priority: measured_priority("svag_scale")
     conda:
         "../envs/samsde.yaml"
     threads: 1

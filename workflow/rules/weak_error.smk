@@ -14,6 +14,7 @@ rule simulate_weak_error:
         benchmark_file(
             "simulate_weak_error", "{task}/eta_{eta}", zip, "weak_error", **WE_CELLS
         )
+    priority: measured_priority("simulate_weak_error", "{task}/eta_{eta}")
     conda:
         "../envs/samsde.yaml"
     threads: 1
@@ -70,6 +71,7 @@ rule simulate_weak_error_minibatch:
             "weak_error_minibatch",
             **WE_MB_CELLS,
         )
+    priority: measured_priority("simulate_weak_error_minibatch", "{task}/eta_{eta}")
     conda:
         "../envs/samsde.yaml"
     threads: 1
