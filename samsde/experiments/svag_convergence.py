@@ -182,8 +182,9 @@ def claims(tables: dict[str, pd.DataFrame], thresholds: dict) -> list[Claim]:
 
 
 def floor_claim(fit, label: str, suffix: str) -> Claim:
-    """On a task whose SDE SVAG's limit is to all orders in rho (``floor_tasks``): after at least MIN_FIT_POINTS
-    resolved points, the distance at the largest l falls within 3x its Monte Carlo floor (nothing left but noise)."""
+    """On a task where SVAG's limit is the own SDE to all orders in rho (``floor_tasks``): after at least
+    MIN_FIT_POINTS resolved points, the distance at the largest l is within 3x its Monte Carlo floor (nothing is left
+    but noise)."""
     ratio = fit.distance_last / fit.floor_last
     return Claim(
         claim_id=f"svag.floor.{fit.task}.{fit.algorithm}{suffix}", source="reconstructed", figure=EXPERIMENT,
