@@ -108,12 +108,27 @@ def accuracy(h: int, n_paths: int) -> tuple[int, dict]:
     return task.dim, out
 
 
-def cost(h: int, n_paths: int, variant: str, threads: int) -> tuple[float, float, float]:
-    """In a child: wall seconds, peak-RSS growth (MiB) and foreign load of one simulation with one runner."""
+def cost(
+    h: int,
+    n_paths: int,
+    variant: str,
+    threads: int,
+    n_steps: int | None = None,
+    warmup_paths: int = 8,
+    cap_gib: float | None = None,
+) -> tuple[float, float, float]:
+    """In a child: wall seconds, peak-RSS growth (MiB) and foreign load of one simulation with one runner, of
+    ``n_steps`` steps (default: the horizon's).  With ``cap_gib`` the child's address space is capped first, so a run
+    that does not fit raises (MemoryError, or RuntimeError from torch's allocator)."""
+    if cap_gib is not None:
+        import resource
+
+        cap = int(cap_gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     torch.set_num_threads(threads)
     task, noise, x0 = build(h)
-    n_steps = round(HORIZON / ETA)
-    samsde.simulate(task, [runner(task, noise, variant)], x0, 8, n_steps, 1, 0)  # warm-up
+    n_steps = round(HORIZON / ETA) if n_steps is None else n_steps
+    samsde.simulate(task, [runner(task, noise, variant)], x0, warmup_paths, n_steps, 1, 0)  # warm-up
     gc.collect()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak-RSS mark to the current resident set
@@ -126,27 +141,6 @@ def cost(h: int, n_paths: int, variant: str, threads: int) -> tuple[float, float
 
 
 SCALE_K, SCALE_PATHS = 4, 200
-
-
-def step_cost(h: int, variant: str, threads: int, cap_gib: float) -> tuple[float, float, float]:
-    """In a child with its address space capped: wall seconds, peak-RSS growth (MiB) and foreign load of one step
-    eta of one runner on SCALE_PATHS paths; raises MemoryError (RuntimeError from torch) when it does not fit."""
-    import resource
-
-    cap = int(cap_gib * 2**30)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    torch.set_num_threads(threads)
-    task, noise, x0 = build(h)
-    samsde.simulate(task, [runner(task, noise, variant)], x0, 2, 1, 1, 0)  # warm-up
-    gc.collect()
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    base = status_kib("VmHWM")
-    with CpuMeter() as meter:
-        start = time.perf_counter()
-        samsde.simulate(task, [runner(task, noise, variant)], x0, SCALE_PATHS, 1, 1, 0)
-        seconds = time.perf_counter() - start
-    return seconds, (status_kib("VmHWM") - base) / 1024, meter.cores
 
 
 def scale(args) -> None:
@@ -167,7 +161,8 @@ def scale(args) -> None:
                 continue
             try:
                 with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-                    seconds, mib, load = pool.submit(step_cost, h, variant, args.threads, args.cap_gib).result()
+                    job = pool.submit(cost, h, SCALE_PATHS, variant, args.threads, 1, 2, args.cap_gib)
+                    seconds, mib, load = job.result()
                 fits = True
             except (MemoryError, RuntimeError, BrokenProcessPool, FloatingPointError) as error:
                 seconds = mib = load = math.nan
