@@ -10,7 +10,7 @@ import torch
 
 import samsde
 from samsde.noise import make_noise
-from samsde.projected_normal import kappa, phi_psi, phi_psi_reference
+from samsde.projected_normal import SCIPY_MAX_DIM, kappa, phi_psi, phi_psi_quadrature, phi_psi_reference
 from samsde.sde import ClosedFormMoments, InnerSample
 
 DTYPE = torch.float64
@@ -30,6 +30,50 @@ def test_table_interpolation_matches_scipy(d):
     phi, psi = (t.numpy() for t in phi_psi(torch.from_numpy(a), d))
     assert np.max(np.abs(phi - ref_phi) / ref_phi) < 1e-10
     assert np.max(np.abs(psi - ref_psi) / ref_phi) < 1e-10
+
+
+@pytest.mark.parametrize("d", [2000, SCIPY_MAX_DIM])
+def test_quadrature_matches_scipy_where_both_are_defined(d):
+    # Kummer's integral by Gauss-Legendre (the reference above SCIPY_MAX_DIM) against scipy's series at a = 0 ... 5
+    # sqrt(d) and far in the tail; tolerance 1e-10 relative to phi (measured <= 2e-11, scipy's own error at d =
+    # 20000; a wrong prefactor, exponent or interval end is off by >= 1e-3)
+    a = math.sqrt(d) * np.concatenate([[0.0, 1e-9], np.linspace(0, 5, 400), np.geomspace(5, 1e6, 100)])
+    with np.errstate(all="ignore"):
+        ref_phi, ref_psi = phi_psi_reference(a, d)
+    phi, psi = phi_psi_quadrature(a, d)
+    assert np.max(np.abs(phi - ref_phi) / ref_phi) < 1e-10
+    assert np.max(np.abs(psi - ref_psi) / ref_phi) < 1e-10
+
+
+@pytest.mark.parametrize("d", [64_000, 114_689])
+def test_large_dimensions_have_finite_tables_that_match_an_independent_quadrature(d):
+    # Above d ~ 63,500 scipy's hyp1f1 is NaN near a = sqrt(d) and the table used to raise FloatingPointError.  The
+    # interpolated table against mpmath's adaptive quadrature of the same integrals at 30 digits, at six points
+    # from a = 0 to 1000 sqrt(d) (around the old NaNs at a ~ sqrt(d)); tolerance 1e-10 relative to phi (measured
+    # <= 1.1e-14 for the quadrature itself); and the limits phi(0) = kappa_d, a phi -> 1, a psi -> -1.
+    import mpmath
+
+    mpmath.mp.dps = 30
+    c = math.sqrt(d)
+    a = c * np.array([0.0, 0.3, 0.98, 1.0, 1.7, 10.0, 1000.0])
+
+    def reference(x: float) -> tuple[float, float]:
+        x = mpmath.mpf(x)
+        end = min(mpmath.mpf(1), mpmath.sqrt(mpmath.mpf(120) / (x * x + d - 1)))
+        f = lambda w: (1 - w * w) ** (mpmath.mpf(d - 1) / 2) * mpmath.exp(-x * x * w * w / 2)  # noqa: E731
+        nodes = [0, end / 4, end / 2, end]
+        scale = mpmath.sqrt(2 / mpmath.pi)
+        return float(scale * mpmath.quad(f, nodes)), float(-x * x * scale * mpmath.quad(lambda w: w * w * f(w), nodes))
+
+    ref = np.array([reference(x) for x in a])
+    phi, psi = (t.numpy() for t in phi_psi(torch.from_numpy(a), d))
+    assert np.all(np.isfinite(phi)) and np.all(np.isfinite(psi))
+    assert np.max(np.abs(phi - ref[:, 0]) / ref[:, 0]) < 1e-10
+    assert np.max(np.abs(psi - ref[:, 1]) / ref[:, 0]) < 1e-10
+    assert phi[0] == pytest.approx(kappa(d), rel=1e-12)
+    limit_phi, limit_psi = phi_psi(torch.tensor([1e9], dtype=DTYPE), d)
+    assert (1e9 * limit_phi).item() == pytest.approx(1.0, rel=1e-9)
+    assert (1e9 * limit_psi).item() == pytest.approx(-1.0, rel=1e-9)
 
 
 def test_one_dimension_is_the_sign_of_a_normal():
