@@ -5,15 +5,19 @@ Run from the repository root:
 
     python3 benchmarks/bench_svag_convergence.py [--quick] [--threads N] [--hidden 16 64 256 1024]
         [--out benchmarks/out/svag_convergence.csv] [--from-csv CSV]
-    python3 benchmarks/bench_svag_convergence.py --scale [--cap-gib 20] [--out benchmarks/out/svag_scale_cost.csv]
+    python3 benchmarks/bench_svag_convergence.py --scale [--cap-gib 20] [--hidden 16384]
+        [--out benchmarks/out/svag_scale_cost.csv]
 
 The full run (hidden widths 16, 64, 256: d = 113, 449, 1793) takes about 10 minutes on one thread, --quick (16, 64)
 about 2; ``--hidden 1024`` (d = 7169) adds about 10 minutes.
 
-Task: ``make_task('teacher_student', n_in=5, n_hidden=h, n_samples=200, l2=0.001, init_scale=0.5, seed=0)``, d = 7 h
-+ 1; isotropic noise with sigma = 2.7 / sqrt(d), so the noise's total scale sigma sqrt(d) is the same at every d
-(2.7, that of sigma = 0.5 at d = 29, the pipeline's teacher_student); SAM with eta = 0.1, rho = 0.5 sqrt(eta);
-horizon 0.4 (4 steps); M = 200 paths (--quick: 100); float64.
+Task: ``make_task('teacher_student', n_in=5, n_hidden=h, n_samples=200, l2=0.001, init_scale=2 / sqrt(h), seed=0)``,
+d = 7 h + 1; isotropic noise with sigma = 2.7 / sqrt(d), so the noise's total scale sigma sqrt(d) is the same at every
+d (2.7, that of sigma = 0.5 at d = 29, the pipeline's teacher_student); SAM with eta = 0.1, rho = 0.5 sqrt(eta);
+horizon 0.4 (4 steps); M = 200 paths (--quick: 100); float64.  The initial scale 2 / sqrt(h) (0.5 at h = 16) keeps
+the problem comparable across widths: the top Hessian eigenvalue at x0 is 3.3, 7.1, 7.9, 8.7, 9.4 at h = 16, 64,
+256, 1024, 4096 (eta lambda < 1), where the fixed scale 0.5 of the runs before 2026-12-03 gave 3.3, 14, 46, 177
+(eta lambda up to 18: both routes were unstable at d = 7169, and on the edge at d = 1793).
 
 Accuracy (one coupled simulation per d, all runners on one Brownian path): SVAG_l for l in 1, 2, 4, 8 (one Brownian
 increment per substep), Euler-Maruyama of the own SDE (closed-form SAM moments, first_order diffusion: one gradient
@@ -40,10 +44,11 @@ Scale (``--scale``): how far each route goes on this machine.  The cost of one s
 (k = 4, the pairing the accuracy runs show equal) on the same task at hidden widths 256, 1024, 4096, ... (d = 7 h +
 1), M = 200 paths, each in a fresh child whose address space is capped (``--cap-gib``, default 20 of the machine's
 24 GiB): wall seconds, peak-RSS growth, and whether it fit.  A route stops at the first width at which its run
-does not run (an allocation fails under the cap, or, for EM, the SAM SDE's closed-form projected-normal table is
-not finite: scipy's hyp1f1 underflows above d ~ 63,500) or its previous peak times 4 (cost is linear in h) exceeds
-twice the cap.  Accuracy is not re-measured at these widths (the reference costs 48 EM substeps per step): the pairing
-l = r is the one measured up to d = 1793.
+does not run (an allocation fails under the cap; before 2026-12-03 also, for EM, the SAM SDE's closed-form moment
+table, not finite above d ~ 63,500 until samsde.projected_normal took a quadrature there) or its previous peak
+times 4 (cost is linear in h) exceeds twice the cap; ``--hidden`` measures the given widths only.  Accuracy is not
+re-measured at these widths (the reference costs 48 EM substeps per step): the pairing l = r is the one measured by
+the accuracy runs.
 
 Output: a tidy long CSV (``benchmark, task, dim, n_paths, variant, metric, unit, repeat, value, note``: metrics
 ``distance``, ``floor`` [relative], ``seconds`` [s], ``peak_memory_mib`` [MiB], ``foreign_load`` [cores]), and the
@@ -78,7 +83,10 @@ LS, RS, REFERENCE = (1, 2, 4, 8), (1, 2, 4, 8), (16, 32)
 
 
 def build(h: int):
-    task = samsde.make_task("teacher_student", n_in=5, n_hidden=h, n_samples=200, l2=0.001, init_scale=0.5, seed=0)
+    init_scale = 2 / math.sqrt(h)  # the same curvature at every width (module docstring)
+    task = samsde.make_task(
+        "teacher_student", n_in=5, n_hidden=h, n_samples=200, l2=0.001, init_scale=init_scale, seed=0
+    )
     noise = samsde.make_noise("isotropic", task, sigma=NOISE_SCALE / math.sqrt(task.dim))
     return task, noise, task.initial_point(samsde.make_generator(0, "bench_svag", "x0"))
 
@@ -144,15 +152,17 @@ SCALE_K, SCALE_PATHS = 4, 200
 
 
 def scale(args) -> None:
-    """Widths 256, 1024, ... until neither route fits under the cap: the --scale protocol of the docstring."""
+    """Widths 256, 1024, ... until neither route fits under the cap: the --scale protocol of the docstring (with
+    ``--hidden``, those widths only, from the first of them, under the same stopping rule)."""
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["torch", "samsde"])
     print(use_threads(args.threads), f"; M = {SCALE_PATHS}, k = {SCALE_K}, cap {args.cap_gib} GiB", flush=True)
-    rows, last_peak, open_routes, h = [], {}, {"svag", "em"}, 256
-    while open_routes:
+    widths = iter(args.hidden) if args.hidden else (256 * 4**i for i in range(64))
+    rows, last_peak, open_routes = [], {}, {"svag", "em"}
+    while open_routes and (h := next(widths, None)) is not None:
         for kind in sorted(open_routes):
             variant = f"{kind}_{SCALE_K}"
             if 4 * last_peak.get(kind, 0.0) > 2 * args.cap_gib * 1024:
@@ -180,7 +190,6 @@ def scale(args) -> None:
             if fits:
                 print(f"  d = {7 * h + 1}: {variant} {seconds:8.2f} s/step {mib:9.1f} MiB  foreign load {load:.2f}",
                       flush=True)  # fmt: skip
-        h *= 4
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     pd.DataFrame(rows).to_csv(args.out, index=False)
     print(f"wrote {args.out}")

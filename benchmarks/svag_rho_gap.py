@@ -1,17 +1,19 @@
 # ruff: noqa: E741 (l is the SVAG amplification)
 """Where SVAG_l's distance to the paper's SAM SDE levels off on the networks, and how that level scales with rho.
 
-Run from the repository root (about 7 minutes on one thread; a measurement, not a timing):
+Run from the repository root (about 10 minutes on one thread; a measurement, not a timing):
 
     python3 benchmarks/svag_rho_gap.py [--out benchmarks/out/svag_rho_gap.csv] [--from-csv CSV]
 
 Protocol: the svag_convergence experiment of config.yaml (SAM, eta 0.1, sigma 0.5, its seed, paths and horizon) on
 iris and teacher_student with l = 1 ... 256 (reference r = 32; SVAG_l for l > 32 reads the refined path) at
-rho = c sqrt(eta) for c = 0.5 (the default) and c = 0.25.  SVAG_l converges to the SDE with the step's exact mean
-and covariance; the paper's SDE drops its O(rho^2) terms, so the distance falls like 1/l down to a level set by
-those terms, or to the Monte Carlo floor if that is lower.  Printed per (task, test function, c): the distance over
-its paired standard error at every l (below 3: not resolved, the floor is reached) and the distance at l = 256.
-On the quadratic the gradient is linear and the distance reaches the floor (the default DAG's claims svag.floor.*).
+rho = c sqrt(eta) for c = 0.5 (the default) and c = 0.25, and the end point c = 0: SGD against its own SDE, with
+l up to 512 (SVAG's limit is then the SGD SDE exactly: E D = grad f, Cov D = Sigma).  SVAG_l converges to the SDE
+with the step's exact mean and covariance; the paper's SDE drops its O(rho^2) terms, so the distance falls like 1/l
+down to a level set by those terms, or to the Monte Carlo floor if that is lower.  Printed per (task, test
+function, c): the distance over its paired standard error at every l (below 3: not resolved, the floor is reached),
+the distance at the largest l, and the Richardson slope in l with its bootstrap 95% interval.  On the quadratic the
+gradient is linear and the distance reaches the floor (the default DAG's claims svag.floor.*).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import yaml
 
 from samsde.experiments import svag_convergence
 
-LS, RESOLUTION, CS, TASKS = [1, 2, 4, 8, 16, 32, 64, 128, 256], 32, (0.5, 0.25), ("iris", "teacher_student")
+LS, RESOLUTION, CS, TASKS = [1, 2, 4, 8, 16, 32, 64, 128, 256], 32, (0.5, 0.25, 0.0), ("iris", "teacher_student")
+SGD_LS = [*LS, 512]  # c = 0: SGD, whose distance has no O(rho^2) level to stop at
 
 
 def main() -> None:
@@ -40,24 +43,31 @@ def main() -> None:
     if args.from_csv:
         summarise(pd.read_csv(args.from_csv))
         return
-    errors = []
+    errors, slopes = [], []
     for c in CS:
-        tasks = {name: base["tasks"][name] | {"ls": LS, "resolution": RESOLUTION} for name in TASKS}
-        settings = base | {"algorithms": ["sam"], "tasks": tasks, "rho": base["rho"] | {"c": c}, "floor_tasks": []}
-        table = svag_convergence.run(settings, config["seed"], "cpu")["errors"]
-        errors.append(table[table.reference == "richardson"].assign(c=c))
-    errors = pd.concat(errors, ignore_index=True)
+        algorithm, ls = ("sam", LS) if c > 0 else ("sgd", SGD_LS)
+        tasks = {name: base["tasks"][name] | {"ls": ls, "resolution": RESOLUTION} for name in TASKS}
+        settings = base | {"algorithms": [algorithm], "tasks": tasks, "rho": base["rho"] | {"c": c}, "floor_tasks": []}
+        tables = svag_convergence.run(settings, config["seed"], "cpu")
+        for out, table in ((errors, tables["errors"]), (slopes, tables["slopes"])):
+            out.append(table[table.reference == "richardson"].assign(c=c))
+    errors, slopes = pd.concat(errors, ignore_index=True), pd.concat(slopes, ignore_index=True)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    errors.to_csv(args.out, index=False)
-    summarise(errors)
+    errors.merge(slopes[["task", "statistic", "c", "slope", "ci_low", "ci_high"]], on=["task", "statistic", "c"],
+                 suffixes=("", "_slope")).to_csv(args.out, index=False)  # fmt: skip
+    summarise(pd.read_csv(args.out))
     print(f"wrote {args.out}")
 
 
 def summarise(errors: pd.DataFrame) -> None:
     keys = ["task", "statistic", "c"]
     ratio = errors.assign(ratio=errors.distance / errors.floor).pivot_table(index=keys, columns="l", values="ratio")
-    ratio[f"distance at l = {max(LS)}"] = errors[errors.l == max(LS)].set_index(keys).distance
-    print("distance / paired standard error per l (< 3: at the floor)")
+    last = errors.sort_values("l").groupby(keys).last()
+    ratio["largest l: distance"] = last.distance
+    if "slope" in errors:  # CSVs written before 2026-12-03 have no slopes
+        interval = lambda r: f"{r.slope:.2f} [{r.ci_low_slope:.2f}, {r.ci_high_slope:.2f}]"  # noqa: E731
+        ratio["slope [95%]"] = last.apply(interval, axis=1)
+    print("distance / paired standard error per l (< 3: at the floor); c = 0 is SGD")
     print(ratio.to_string(float_format=lambda v: f"{v:.2g}"))
 
 

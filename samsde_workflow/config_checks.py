@@ -94,8 +94,8 @@ def _flat_minima(s: dict) -> list[str]:
 
 
 def _svag_convergence(s: dict) -> list[str]:
-    """Per task (with its overrides): a whole number of steps and parameters its constructor accepts; every
-    floor task one of the tasks."""
+    """Per task (with its overrides): a whole number of steps, parameters its constructor accepts, and an ls
+    mapping only for the task's algorithms; every floor task one of the tasks, every floor algorithm run somewhere."""
     from samsde.tasks import TASKS
 
     errors = [
@@ -103,8 +103,21 @@ def _svag_convergence(s: dict) -> list[str]:
         for name in s.get("floor_tasks", [])
         if name not in s["tasks"]
     ]
+    run = {a for entry in s["tasks"].values() for a in entry.get("algorithms", s["algorithms"])}
+    errors += [
+        f"config key svag_convergence.floor_algorithms: {a!r} runs on no task (algorithms run: {sorted(run)})"
+        for a in s.get("floor_algorithms", [])
+        if a not in run
+    ]
     for name, entry in s["tasks"].items():
         key = f"svag_convergence.tasks.{name}"
+        algorithms = entry.get("algorithms", s["algorithms"])
+        if isinstance(entry.get("ls"), dict):
+            errors += [
+                f"config key {key}.ls.{a}: {a!r} is not one of the task's algorithms {algorithms}"
+                for a in entry["ls"]
+                if a not in algorithms
+            ]
         eta = entry.get("eta", s["eta"])
         where = f"{key}.horizon" if "horizon" in entry else "svag_convergence.horizon"
         errors += whole_steps(where, entry.get("horizon", s["horizon"]), eta)

@@ -24,7 +24,8 @@ with Job(snakemake) as job:
             for alg, cur in errors[(errors.task == task) & (errors.statistic == g)].groupby("algorithm", sort=False):
                 cur = cur.sort_values("l")
                 fit = slopes[(slopes.task == task) & (slopes.statistic == g) & (slopes.algorithm == alg)].iloc[0]
-                label = f"{get(alg).label}: slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
+                rho = f"$\\rho$={cur.rho.iloc[0]:.3g}"
+                label = f"{get(alg).label} ({rho}): slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
                 yerr = np.clip([cur.distance - cur.ci_low, cur.ci_high - cur.distance], 0, None)
                 ax.errorbar(cur.l, cur.distance, yerr=yerr, marker="o", color=PALETTE[alg], label=label, capsize=2)
                 ax.plot(cur.l, FLOOR_FACTOR * cur.floor, ls="--", color=PALETTE[alg], alpha=0.6, lw=1)
@@ -35,8 +36,7 @@ with Job(snakemake) as job:
             ax.set_xticks(ls, [str(v) for v in ls])
             ax.set_xlabel("amplification l")
             ax.set_ylabel("weak distance to the own SDE")
-            eta, rho = cur.eta.iloc[0], cur.rho.iloc[0]
-            ax.set_title(f"{task}, {LABELS[g]} ($\\eta$={eta:g}, $\\rho$={rho:.3g})", fontsize=9)
+            ax.set_title(f"{task}, {LABELS[g]} ($\\eta$={cur.eta.iloc[0]:g})", fontsize=9)
             ax.legend(fontsize=7, loc="lower left")
     finish(fig, "SVAG_l vs the own SDE (coupled): distance ~ 1/l (dotted: slope -1; dashed: 3x paired floor)")
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)

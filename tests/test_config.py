@@ -223,6 +223,14 @@ BAD = {
         setitem("svag_convergence.floor_tasks", ["quadratic", "breast_cancer"]),
         ["svag_convergence.floor_tasks", "'breast_cancer'"],
     ),
+    "svag floor algorithm run nowhere": (
+        setitem("svag_convergence.floor_algorithms", ["dnsam"]),
+        ["svag_convergence.floor_algorithms", "'dnsam'"],
+    ),
+    "svag per-algorithm grid for an algorithm not run": (
+        setitem("svag_convergence.tasks.iris.ls", {"usam": [1, 2, 4]}),
+        ["svag_convergence.tasks.iris.ls.usam", "'usam'"],
+    ),
     "svag task grid duplicated l": (
         setitem("svag_convergence.tasks.quadratic.ls", [1, 2, 2, 4]),
         ["svag_convergence", "ls"],

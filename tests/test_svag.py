@@ -241,6 +241,32 @@ def test_svag_convergence_reaches_the_floor_with_l_above_the_resolution():
     assert set(errors.l) == {1, 2, 4, 8, 16, 32, 64, 256}
 
 
+def test_svag_on_a_network_per_algorithm_grid_and_floor_algorithms():
+    """On Iris the SAM SDE is not SVAG's limit (O(rho^2) apart), SGD's is (E D = grad f, Cov D = Sigma).  With a
+    per-algorithm grid (sam: l = 1..4, sgd: l = 1..128) and ``floor_algorithms: [sgd]`` (120 paths, horizon 0.5):
+    SGD runs at rho = 0, its distance falls at order 1 over all 8 l (slope and its 95% interval in [-1.2, -0.8]),
+    its cell carries the floor claims (distance at l = 128 over its floor: 7.7 and 8.2 measured, so they fail: the
+    coupled floor is too low to reach at l = 128) and SAM's has none.  (Before floor_algorithms, no task but a
+    floor task had floor claims, and a task's ls applied to all its algorithms.)"""
+    from samsde.experiments import svag_convergence
+
+    iris = {"params": {"n_hidden": 4, "l2": 0.001, "init_scale": 0.5}, "algorithms": ["sam", "sgd"],
+            "ls": {"sam": [1, 2, 4], "sgd": [1, 2, 4, 8, 16, 32, 64, 128]}}  # fmt: skip
+    settings = _convergence_settings(tasks={"iris": iris}, n_paths=120, horizon=0.5, floor_algorithms=["sgd"])
+    tables = svag_convergence.run(settings, 2023, "cpu")
+    errors, slopes = tables["errors"], tables["slopes"]
+    assert set(errors[errors.algorithm == "sam"].l) == {1, 2, 4}
+    assert set(errors[errors.algorithm == "sgd"].l) == {1, 2, 4, 8, 16, 32, 64, 128}
+    assert (errors[errors.algorithm == "sgd"].rho == 0).all() and (errors[errors.algorithm == "sam"].rho > 0).all()
+    sgd = slopes[(slopes.algorithm == "sgd") & (slopes.reference == "richardson")]
+    assert (sgd.n_points == 8).all() and ((sgd.ci_low > -1.2) & (sgd.ci_high < -0.8)).all(), sgd
+    found = svag_convergence.claims(tables, {"svag_slope_range": [-1.2, -0.8]})
+    floors = {c.claim_id: c for c in found if c.claim_id.startswith("svag.floor.")}
+    assert list(floors) == ["svag.floor.iris.sgd", "svag.floor.iris.sgd.grad_norm_plus_norm"]
+    for c in floors.values():
+        assert c.passed == (c.value < 3) and c.value > 1, (c.claim_id, c.value, c.note)
+
+
 def test_svag_floor_claim_fails_above_the_floor():
     """The floor claim reads the largest l's distance over its floor: 10x fails, 2x passes, and without
     MIN_FIT_POINTS resolved points it fails however close to the floor."""

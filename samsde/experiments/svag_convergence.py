@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from samsde.algorithms import get
+from samsde.algorithms.sgd import SGD
 from samsde.claims import Claim, in_range
 from samsde.noise import NoiseModel, make_noise
 from samsde.sde import SDEModel
@@ -131,27 +132,42 @@ def fit_slopes(errors: pd.DataFrame, replicates: dict, level: float = 0.95) -> p
     return pd.DataFrame(out)
 
 
+def task_grid(settings: dict, name: str, algorithm: str) -> list[int]:
+    """The amplifications l of (task, algorithm): the task's ``ls`` (a list, or a mapping algorithm -> list for the
+    algorithms that need their own grid), else the section's."""
+    ls = settings["tasks"][name].get("ls", settings["ls"])
+    return ls.get(algorithm, settings["ls"]) if isinstance(ls, dict) else ls
+
+
+def floor_expected(settings: dict, name: str, algorithm: str) -> bool:
+    """Whether SVAG's limit is the own SDE to all orders, so the floor is claimed: a task of ``floor_tasks`` (a
+    quadratic: the gradient is linear), or an algorithm of ``floor_algorithms`` on any task (SGD under additive
+    Gaussian noise: E D = grad f and Cov D = Sigma exactly)."""
+    return name in settings.get("floor_tasks", []) or algorithm in settings.get("floor_algorithms", [])
+
+
 def run(settings: dict, seed: int, device, log: logging.Logger | None = None) -> dict[str, pd.DataFrame]:
-    """Every (task, algorithm) of ``settings`` (the config section ``svag_convergence``): rho = c eta^alpha; a task
-    entry may override n_paths, horizon, eta, resolution and ls.  Tables ``errors`` and ``slopes``, all cells
-    stacked; ``slopes.floor_expected`` marks the tasks of ``floor_tasks`` (their floor claims)."""
+    """Every (task, algorithm) of ``settings`` (the config section ``svag_convergence``): rho = c eta^alpha (0 for
+    SGD); a task entry may override n_paths, horizon, eta, resolution, algorithms and ls (``task_grid``).  Tables
+    ``errors`` and ``slopes``, all cells stacked; ``slopes.floor_expected`` marks the cells with floor claims
+    (``floor_expected``)."""
     s, log = settings, log or logging.getLogger(__name__)
     errors, slopes = [], []
     for name, entry in s["tasks"].items():
-        cell = {k: entry.get(k, s[k]) for k in ("n_paths", "horizon", "eta", "resolution", "ls")}
+        cell = {k: entry.get(k, s[k]) for k in ("n_paths", "horizon", "eta", "resolution")}
         task = make_task(name, **entry.get("params", {})).to(device)
         noise = make_noise(s["noise"]["kind"], task, sigma=s["noise"]["sigma"], seed=seed)
         x0 = task.initial_point(make_generator(seed, EXPERIMENT, name, "initial_point"))
         eta = cell["eta"]
-        rho = s["rho"]["c"] * eta ** s["rho"]["alpha"]
-        for algorithm in s["algorithms"]:
+        for algorithm in entry.get("algorithms", s["algorithms"]):
+            rho = 0.0 if get(algorithm).name == SGD.name else s["rho"]["c"] * eta ** s["rho"]["alpha"]
             tables = convergence(
-                task, noise, algorithm, eta, rho, cell["ls"], cell["n_paths"], seed, cell["horizon"],
-                cell["resolution"], x0, stream=(EXPERIMENT, name, algorithm, eta), n_boot=s["n_boot"],
-                diffusion=s["diffusion"],
+                task, noise, algorithm, eta, rho, task_grid(s, name, algorithm), cell["n_paths"], seed,
+                cell["horizon"], cell["resolution"], x0, stream=(EXPERIMENT, name, algorithm, eta),
+                n_boot=s["n_boot"], diffusion=s["diffusion"],
             )  # fmt: skip
             errors.append(tables["errors"])
-            slopes.append(tables["slopes"].assign(floor_expected=name in s.get("floor_tasks", [])))
+            slopes.append(tables["slopes"].assign(floor_expected=floor_expected(s, name, algorithm)))
             fit = tables["slopes"].set_index(["statistic", "reference"]).loc[("loss", "richardson")]
             log.info("%s %s: slope %.3f [%.3f, %.3f]", name, algorithm, fit.slope, fit.ci_low, fit.ci_high)
     return {"errors": pd.concat(errors, ignore_index=True), "slopes": pd.concat(slopes, ignore_index=True)}
