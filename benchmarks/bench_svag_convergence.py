@@ -8,8 +8,8 @@ Run from the repository root:
     python3 benchmarks/bench_svag_convergence.py --scale [--cap-gib 20] [--hidden 16384]
         [--out benchmarks/out/svag_scale_cost.csv]
 
-The full run (hidden widths 16, 64, 256: d = 113, 449, 1793) takes about 10 minutes on one thread, --quick (16, 64)
-about 2; ``--hidden 1024`` (d = 7169) adds about 10 minutes.
+The full run (hidden widths 16, 64, 256: d = 113, 449, 1793) takes about 4 minutes on one thread, --quick (16, 64)
+about 1; ``--hidden 1024`` (d = 7169) adds about 12 minutes.
 
 Task: ``make_task('teacher_student', n_in=5, n_hidden=h, n_samples=200, l2=0.001, init_scale=2 / sqrt(h), seed=0)``,
 d = 7 h + 1; isotropic noise with sigma = 2.7 / sqrt(d), so the noise's total scale sigma sqrt(d) is the same at every
