@@ -53,9 +53,10 @@ def main() -> None:
             out.append(table[table.reference == "richardson"].assign(c=c))
     errors, slopes = pd.concat(errors, ignore_index=True), pd.concat(slopes, ignore_index=True)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    errors.merge(slopes[["task", "statistic", "c", "slope", "ci_low", "ci_high"]], on=["task", "statistic", "c"],
-                 suffixes=("", "_slope")).to_csv(args.out, index=False)  # fmt: skip
-    summarise(pd.read_csv(args.out))
+    table = errors.merge(slopes[["task", "statistic", "c", "slope", "ci_low", "ci_high"]],
+                         on=["task", "statistic", "c"], suffixes=("", "_slope"))  # fmt: skip
+    table.to_csv(args.out, index=False)
+    summarise(table)
     print(f"wrote {args.out}")
 
 
