@@ -19,7 +19,7 @@ C = sigma kappa_d I.  (Tests compare both against a large seeded Monte Carlo.)
 
 Evaluation.  phi and psi are functions of a alone for a given d; scipy's hyp1f1 is accurate (<= 2e-11 relative
 against mpmath up to d = 20000) but ~0.5 us per call, as much as a whole small SDE step for thousands of paths.
-So each d gets a table, built once from the reference (scipy; above d = 20000 a quadrature, below), of
+So each d gets a table, built once from the reference (scipy; above d = 20000 a quadrature: last paragraph), of
 f(t) = phi / (1 - t) and psi / (1 - t) on a uniform grid of t = a / (a + sqrt(d)) in [0, 1] (both are smooth and
 bounded there; the limits at t = 1, a = inf, are +-1/sqrt(d)), and the simulation interpolates it with cubic
 Lagrange polynomials (stored per interval as monomial coefficients), batched over paths, in numpy.  Interpolation
