@@ -96,6 +96,83 @@ def fit_loglog_slope(etas, errors, replicates=None, level: float = 0.95) -> Slop
     return SlopeFit(float(slope), float(intercept), float(low), float(high))
 
 
+def order1_lower_bound_holds(ci_low: float, minimum: float) -> bool:
+    """Order 1 as the theorems state it, an upper bound |E g(x_k) - E g(X_k)| <= C eta: the error decays at least
+    linearly when the lower end ``ci_low`` of the slope's interval is at least ``minimum`` (a slope above 1 is no
+    evidence against it: with rho = c sqrt(eta) the error is a eta + b eta^(3/2) + O(eta^2))."""
+    return bool(math.isfinite(ci_low) and ci_low >= minimum)
+
+
+@dataclass
+class TwoTermFit:
+    """error = a eta + b eta^(3/2): an order-1 weak error's leading term and the next one under rho = c sqrt(eta)."""
+
+    a: float
+    a_low: float
+    a_high: float
+    b: float
+    b_low: float
+    b_high: float
+
+
+def fit_two_term(etas, errors, replicates=None, level: float = 0.95) -> TwoTermFit:
+    """Least squares of the relative misfit: minimise sum_i ((e_i - a eta_i - b eta_i^(3/2)) / e_i)^2.
+
+    Linear in (a, b), so a bootstrap replicate is refitted by one matrix product (``replicates``: (n_eta, n_boot),
+    refitted with the same weights 1 / e_i as the point estimate); two etas determine (a, b) exactly.  The local
+    log-log slope of this curve is 1 + x / (2 (1 + x)) with x = (b / a) sqrt(eta): the ratio b sqrt(eta) / a says
+    which term dominates at eta."""
+    eta = np.asarray(etas, dtype=float)
+    e = np.asarray(errors, dtype=float)
+    nan = float("nan")
+    if len(eta) < 2 or not (np.all(np.isfinite(e)) and np.all(e > 0)):
+        return TwoTermFit(nan, nan, nan, nan, nan, nan)
+    design = np.column_stack([eta, eta**1.5]) / e[:, None]
+    pinv = np.linalg.pinv(design)
+    a, b = pinv @ np.ones_like(e)
+    if replicates is None:
+        return TwoTermFit(float(a), nan, nan, float(b), nan, nan)
+    reps = pinv @ (np.asarray(replicates, dtype=float) / e[:, None])  # (2, n_boot)
+    (a_low, a_high), (b_low, b_high) = (quantile_interval(r, level) for r in reps)
+    return TwoTermFit(float(a), a_low, a_high, float(b), b_low, b_high)
+
+
+def predicted_by_others(x, y) -> np.ndarray:
+    """For each point j, the value the other points predict at x_j in log-log coordinates: the least-squares line
+    through the other finite positive points when there are two or more, order-1 scaling y_i x_j / x_i from a single
+    one, NaN with none.  Independent of y_j by construction."""
+    lx = np.log(np.asarray(x, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ly = np.log(np.asarray(y, dtype=float))
+    ok = np.isfinite(ly)
+    out = np.full(len(lx), np.nan)
+    for j in range(len(lx)):
+        others = ok & (np.arange(len(lx)) != j)
+        if others.sum() >= 2:
+            slope, intercept = np.polyfit(lx[others], ly[others], 1)
+            out[j] = math.exp(intercept + slope * lx[j])
+        elif others.sum() == 1:
+            (i,) = np.flatnonzero(others)
+            out[j] = math.exp(ly[i] + lx[j] - lx[i])
+    return out
+
+
+def screen_resolved(x, values, floors, usable=None, factor: float | None = None) -> np.ndarray:
+    """Which points of a curve enter its slope fit, decided without the point's own value.
+
+    Point j is resolved when the value the other points predict for it (:func:`predicted_by_others`) is above
+    ``factor`` (default ``FLOOR_FACTOR``) times its own floor.  Selecting on the point's own value (value > 3 floor)
+    would bias a kept value up exactly where the signal is weakest, i.e. at the smallest eta, and lean slopes low;
+    the floor is a standard error, nearly independent of the mean it belongs to.  ``usable``: points that may enter
+    at all (not diverged); only they predict the others."""
+    factor = FLOOR_FACTOR if factor is None else factor
+    values = np.asarray(values, dtype=float)
+    usable = np.ones(len(values), bool) if usable is None else np.asarray(usable, dtype=bool)
+    predicted = predicted_by_others(x, np.where(usable, values, np.nan))
+    with np.errstate(invalid="ignore"):
+        return usable & np.isfinite(values) & (predicted > factor * np.asarray(floors, dtype=float))
+
+
 def path_summary(values: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and standard error over paths of a (n_steps, M) table (NaN rows of diverged paths excluded)."""
     finite = torch.isfinite(values)

@@ -169,9 +169,9 @@ def _semantic_errors(config: dict) -> list[str]:
             errors += [m for eta in etas for m in whole_steps(f"{where}.horizon", setting["horizon"], eta)][:1]
             shortest = round(setting["horizon"] / max(etas))
             errors += records_fit(f"{stage}.record_every", setting["record_every"], shortest)
-    low, high = config["claims"]["own_slope_range"]
+    low, high = config["claims"]["control_slope_range"]
     if low > high:
-        errors.append(f"config key claims.own_slope_range: low {low} > high {high}")
+        errors.append(f"config key claims.control_slope_range: low {low} > high {high}")
     return errors + section_errors(config)
 
 

@@ -7,7 +7,7 @@ from samsde_workflow.job import Job
 
 with Job(snakemake, "svag_scale") as job:
     tables = svag_scale.run(job.settings, job.seed, job.device, job.log)
-    thresholds = {"own_slope_range": snakemake.params.slope_range}
+    thresholds = {"own_slope_min": snakemake.params.slope_min}
     claims = claims_frame(svag_scale.claims(tables, thresholds))
     job.write(errors=tables["errors"], slopes=tables["slopes"], claims=claims)
     job.log.info("slopes:\n%s", tables["slopes"].to_string())

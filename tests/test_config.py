@@ -105,7 +105,7 @@ BAD = {
         setitem("weak_error.tasks.iris.noise", {"kind": "minibatch"}),
         ["weak_error.tasks.iris.noise", "batch_size"],
     ),
-    "inverted slope range": (setitem("claims.own_slope_range", [1.2, 0.8]), ["claims.own_slope_range", "1.2"]),
+    "inverted slope range": (setitem("claims.control_slope_range", [1.2, 0.8]), ["claims.control_slope_range", "1.2"]),
     "drift ablation at an unknown scaling": (
         setitem("weak_error.drift_ablation", ["sqrt", "cubic"]),
         ["weak_error.drift_ablation[1]", "cubic"],

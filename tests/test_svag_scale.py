@@ -53,17 +53,19 @@ def test_errors_are_resolved_above_the_paired_floor(tables):
     assert (model.error > 5 * model.floor).all()
 
 
-def test_claims_pass_in_range_and_fail_outside_or_unusable():
+def test_claims_pass_when_the_interval_clears_the_minimum_and_fail_below_or_unusable():
     slopes = pd.DataFrame([
         {"task": "t", "dim": 21, "algorithm": "sam", "statistic": "loss", "l": 8, "slope": 1.0, "ci_low": 0.9,
          "ci_high": 1.1, "n_etas": 3, "n_points": 3, "usable": True, "residual_share": 0.1, "error_min": 0.01,
          "error_max": 0.04, "floor_max": 1e-4},
     ])  # fmt: skip
-    outside = slopes.assign(slope=0.5, algorithm="usam")
+    below = slopes.assign(slope=0.9, ci_low=0.7, algorithm="usam")  # the point clears 0.8, its interval does not
     unusable = slopes.assign(usable=False, algorithm="dnsam")
-    found = svag_scale.claims({"slopes": pd.concat([slopes, outside, unusable])}, {"own_slope_range": [0.8, 1.2]})
-    assert [c.claim_id for c in found] == ["svag.scale.sam.loss", "svag.scale.usam.loss", "svag.scale.dnsam.loss"]
-    assert [c.passed for c in found] == [True, False, False]
+    steep = slopes.assign(slope=1.4, ci_low=1.25, ci_high=1.55, statistic="f")  # above 1: no evidence against O(eta)
+    found = svag_scale.claims({"slopes": pd.concat([slopes, below, unusable, steep])}, {"own_slope_min": 0.8})
+    ids = ["svag.scale.sam.loss", "svag.scale.usam.loss", "svag.scale.dnsam.loss", "svag.scale.sam.f"]
+    assert [c.claim_id for c in found] == ids
+    assert [c.passed for c in found] == [True, False, False, True]
 
 
 @pytest.mark.parametrize("over, match", [({"l": 7}, "even"), ({"l": 1}, "even"), ({"horizon": 0.55}, "whole number")])

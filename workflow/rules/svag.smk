@@ -39,6 +39,6 @@ rule svag_scale:
     threads: 1
     params:
         section=section("svag_scale"),
-        slope_range=config["claims"]["own_slope_range"],
+        slope_min=config["claims"]["own_slope_min"],
     script:
         "../../scripts/svag_scale.py"
