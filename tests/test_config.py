@@ -325,6 +325,16 @@ BAD = {
         setitem("svag_convergence.noise", {"kind": "psd", "sigma": 0.5}),
         ["svag_convergence.noise.kind", "'psd'", "svag_convergence.diffusion: exact"],
     ),
+    "closed-form SAM moments on psd noise": (
+        lambda c: c["weak_error"]["tasks"]["quadratic"].update(
+            noise={"kind": "psd", "sigma": 0.5}, sam_moments="closed_form"
+        ),
+        ["weak_error.tasks.quadratic.sam_moments", "'closed_form' needs isotropic noise"],
+    ),
+    "mini-batch noise on a task that is not a finite sum": (
+        setitem("weak_error.tasks.quadratic.noise", {"kind": "minibatch", "batch_size": 4}),
+        ["weak_error.tasks.quadratic.noise", "not a finite sum"],
+    ),
     "full-batch minibatch noise (B = N) in the weak-error stage": (
         setitem("weak_error.tasks.iris.noise", {"kind": "minibatch", "batch_size": 150}),
         ["weak_error.tasks.iris.noise.batch_size", "150", "[1, 149]", "'none'"],
