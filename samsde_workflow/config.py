@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from samsde_workflow.config_checks import records_fit, section_errors, whole_steps
+from samsde_workflow.config_checks import param_errors, records_fit, section_errors, whole_steps
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 TASK_OVERRIDES = ("n_paths", "horizon", "resolution", "etas", "noise", "inner_samples", "sam_moments")
@@ -137,11 +137,20 @@ def _semantic_errors(config: dict) -> list[str]:
                 errors.append(
                     f"config key {where}.noise: task {name!r} is not a finite sum of samples (no mini-batches)"
                 )
-            elif noise["batch_size"] > task.n_data:
+            elif noise["batch_size"] >= task.n_data:
                 errors.append(
-                    f"config key {where}.noise.batch_size: {noise['batch_size']} is above N = {task.n_data} "
-                    f"samples of {name!r}"
+                    f"config key {where}.noise.batch_size: {noise['batch_size']} must be in [1, N - 1] = "
+                    f"[1, {task.n_data - 1}] for {name!r} (N = {task.n_data} samples; B = N is full batch, no noise: "
+                    "use noise kind 'none')"
                 )
+        where = f"weak_error.tasks.{name}" if "noise" in entry else "weak_error"
+        isotropic_only = [get(a).label for a in we["algorithms"] if get(a).first_order_needs_isotropic]
+        if we["diffusion"] == "first_order" and noise["kind"] == "psd" and isotropic_only:
+            errors.append(
+                f"config key {where}.noise.kind: 'psd' with weak_error.diffusion 'first_order': the first-order "
+                f"diffusion of {isotropic_only} needs isotropic noise (set weak_error.diffusion: exact, or an "
+                "isotropic noise)"
+            )
         needs_moments = [a for a in we["algorithms"] if get(a).needs_inner_moments]
         if setting["sam_moments"] == "closed_form" and noise["kind"] != "isotropic" and needs_moments:
             errors.append(
@@ -205,6 +214,8 @@ def _checked_task(config: dict, stage: str, name: str):
             f"config key {key}.module: only a task with source 'user' has a module (source is {entry['source']!r})",
         )
     params = entry.get("params", {})
+    if entry["source"] != "user" and param_errors(f"{key}.params", TASKS[name], params):
+        return None, "\n  ".join(param_errors(f"{key}.params", TASKS[name], params))
     spectrum, x0 = params.get("spectrum"), params.get("x0")
     if spectrum is not None and x0 is not None and len(spectrum) != len(x0):
         return (

@@ -109,6 +109,15 @@ def _svag_convergence(s: dict) -> list[str]:
         for a in s.get("floor_algorithms", [])
         if a not in run
     ]
+    from samsde.algorithms import get
+
+    isotropic_only = sorted(get(a).label for a in run if get(a).first_order_needs_isotropic)
+    if s["diffusion"] == "first_order" and s["noise"]["kind"] == "psd" and isotropic_only:
+        errors.append(
+            "config key svag_convergence.noise.kind: 'psd' with svag_convergence.diffusion 'first_order': the "
+            f"first-order diffusion of {isotropic_only} (the reference SDE) needs isotropic noise (set "
+            "svag_convergence.diffusion: exact, or noise kind isotropic)"
+        )
     for name, entry in s["tasks"].items():
         key = f"svag_convergence.tasks.{name}"
         algorithms = entry.get("algorithms", s["algorithms"])
@@ -139,8 +148,23 @@ def _svag_scale(s: dict) -> list[str]:
     return errors + ([error] if error else [])
 
 
+def param_errors(key: str, cls, params: dict) -> list[str]:
+    """One line per parameter of ``params`` (the config key ``key``) below the least value the task ``cls`` runs
+    with (its ``param_bounds``: a width, a dimension, a sample count of at least 1, ...)."""
+    from samsde.tasks.base import param_errors as bound_errors
+
+    return [
+        f"config key {key}.{name}: value {params[name]!r} is invalid: {message}"
+        for name, message in bound_errors(cls, params).items()
+    ]
+
+
 def _constructed(key: str, cls, params: dict):
-    """(the task, None), or (None, the error line) when its constructor rejects ``params``."""
+    """(the task, None), or (None, the error line) when a parameter is outside its bound or the constructor
+    rejects ``params``."""
+    errors = param_errors(key, cls, params)
+    if errors:
+        return None, "\n  ".join(errors)
     try:
         return cls(**params), None
     except (TypeError, ValueError) as err:
@@ -151,7 +175,13 @@ def _lecture(lecture: dict) -> list[str]:
     from samsde.lecture.data import split_sizes
 
     data, errors = lecture["data"], []
-    n_train, _ = split_sizes(data["dataset"], data["test_fraction"])
+    n_train, n_test = split_sizes(data["dataset"], data["test_fraction"])
+    if min(n_train, n_test) < 1:
+        errors.append(
+            f"config key lecture.data.test_fraction: {data['test_fraction']} leaves {n_train} training and {n_test} "
+            f"test samples of {data['dataset']!r} (each needs at least one)"
+        )
+        return errors
     lb = lecture["large_batch"]
     errors += ordered("lecture.large_batch.small_batch", lb["small_batch"], lb["large_batch"], "the small batch")
     if lb["large_batch"] > n_train:
@@ -161,7 +191,13 @@ def _lecture(lecture: dict) -> list[str]:
         )
     errors += ordered("lecture.interpolation.alpha_range", *lecture["interpolation"]["alpha_range"])
     sv = lecture["sam_vs_sgd"]
-    n_fit = n_train - round(sv["validation_fraction"] * n_train)  # the rho sweep trains on the rest
+    n_val = round(sv["validation_fraction"] * n_train)
+    n_fit = n_train - n_val  # the rho sweep trains on the rest
+    if min(n_val, n_fit) < 1:
+        errors.append(
+            f"config key lecture.sam_vs_sgd.validation_fraction: {sv['validation_fraction']} holds out {n_val} of "
+            f"the {n_train} training samples, leaving {n_fit} to train the rho sweep (each needs at least one)"
+        )
     if sv["batch_size"] > n_fit:
         errors.append(
             f"config key lecture.sam_vs_sgd.batch_size: {sv['batch_size']} is larger than the {n_fit} samples the "
@@ -186,12 +222,27 @@ def _lecture(lecture: dict) -> list[str]:
             f"config key lecture.hessian_spectrum.n_seeds: {hs['n_seeds']} is more than the {sv['n_seeds']} "
             "solutions of lecture.sam_vs_sgd.n_seeds it analyses"
         )
+    n_params = _n_parameters(data["dataset"], lecture["model"]["hidden"])
+    if hs["top_k"] > n_params:
+        errors.append(
+            f"config key lecture.hessian_spectrum.top_k: {hs['top_k']} is more than the {n_params} parameters of "
+            "the network (the Hessian's size)"
+        )
     if hs["top_k"] > hs["topk_iters"]:
         errors.append(
             f"config key lecture.hessian_spectrum.top_k: {hs['top_k']} is more than the {hs['topk_iters']} Ritz "
             "values of topk_iters Lanczos steps"
         )
     return errors + _bouncing(lecture["bouncing"])
+
+
+def _n_parameters(dataset: str, hidden: list[int]) -> int:
+    """The parameter count of the lecture's MLP (weights and biases) on ``dataset``: inputs, ``hidden``, classes."""
+    from samsde.lecture.data import _loader
+
+    x, y = _loader(dataset)(return_X_y=True)
+    widths = [x.shape[1], *hidden, int(y.max()) + 1]
+    return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:], strict=False))
 
 
 def _bouncing(b: dict) -> list[str]:

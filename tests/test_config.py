@@ -316,11 +316,155 @@ BAD = {
     ),
     "valley ends swapped": (setitem("lecture.bouncing.valley.a_min", 5.0), ["lecture.bouncing.valley.a_min", "5.0"]),
     "diverging valley": (setitem("lecture.bouncing.valley.eta", 0.5), ["lecture.bouncing.valley.eta", "0.5"]),
+    # combinations the schema accepts that the code cannot run (rejected before any job)
+    "SAM's first-order diffusion on psd noise": (
+        setitem("weak_error.tasks.quadratic.noise", {"kind": "psd", "sigma": 0.5}),
+        ["weak_error.tasks.quadratic.noise.kind", "'psd'", "set weak_error.diffusion: exact"],
+    ),
+    "SVAG reference SDE's first-order SAM diffusion on psd noise": (
+        setitem("svag_convergence.noise", {"kind": "psd", "sigma": 0.5}),
+        ["svag_convergence.noise.kind", "'psd'", "svag_convergence.diffusion: exact"],
+    ),
+    "closed-form SAM moments on psd noise": (
+        lambda c: c["weak_error"]["tasks"]["quadratic"].update(
+            noise={"kind": "psd", "sigma": 0.5}, sam_moments="closed_form"
+        ),
+        ["weak_error.tasks.quadratic.sam_moments", "'closed_form' needs isotropic noise"],
+    ),
+    "mini-batch noise on a task that is not a finite sum": (
+        setitem("weak_error.tasks.quadratic.noise", {"kind": "minibatch", "batch_size": 4}),
+        ["weak_error.tasks.quadratic.noise", "not a finite sum"],
+    ),
+    "full-batch minibatch noise (B = N) in the weak-error stage": (
+        setitem("weak_error.tasks.iris.noise", {"kind": "minibatch", "batch_size": 150}),
+        ["weak_error.tasks.iris.noise.batch_size", "150", "[1, 149]", "'none'"],
+    ),
+    "no test samples": (
+        setitem("lecture.data.test_fraction", 1.0e-4),
+        ["lecture.data.test_fraction", "0.0001", "0 test samples"],
+    ),
+    "no validation samples": (
+        setitem("lecture.sam_vs_sgd.validation_fraction", 1.0e-4),
+        ["lecture.sam_vs_sgd.validation_fraction", "0.0001", "holds out 0"],
+    ),
+    "more eigenvalues than parameters": (
+        lambda c: (
+            setitem("lecture.model.hidden", [])(c),
+            setitem("lecture.hessian_spectrum.top_k", 651)(c),
+            setitem("lecture.hessian_spectrum.topk_iters", 700)(c),
+        ),  # fmt: skip
+        ["lecture.hessian_spectrum.top_k", "651", "650 parameters"],
+    ),
     "valley records sparser than the run": (
         setitem("lecture.bouncing.valley.record_every", 4000),
         ["lecture.bouncing.valley.record_every", "4000"],
     ),
 }
+
+
+# ---- every size parameter at least its real minimum ---------------------------------------------------------
+# The least value each integer size key of config.yaml runs with and computes its statistics with (README of the
+# bounds: the report of this change; the task parameters' bounds are the tasks' ``param_bounds``).  2 for a count
+# behind a standard error (ddof 1: paths, seeds, Hutchinson and average-direction samples, inner samples); 10 for
+# bootstrap replicates (a 95% percentile interval); 3 interpolation points; 2 density grid points and two-cycle
+# window steps; SVAG's largest l even and >= 2 (SVAG_l/2 is its residual check); 1 for every other size.
+SIZE_MINIMA = {
+    **{f"weak_error.{k}": m for k, m in {"resolution": 1, "n_paths": 2, "n_boot": 10, "inner_samples": 2}.items()},
+    "weak_error.record_every": 1,
+    "weak_error.tasks.quadratic.params.dim": 1,
+    "weak_error.tasks.iris.params.n_hidden": 1,
+    "weak_error.tasks.iris.n_paths": 2,
+    "weak_error.tasks.breast_cancer.params.n_hidden": 1,
+    "weak_error.tasks.breast_cancer.n_paths": 2,
+    **{f"weak_error.tasks.teacher_student.params.{k}": 1 for k in ("n_in", "n_hidden", "n_samples")},
+    "weak_error.tasks.teacher_student.n_paths": 2,
+    **{f"weak_error_minibatch.{k}": m for k, m in {"resolution": 1, "n_paths": 2, "n_boot": 10, "n_inner": 2}.items()},
+    "weak_error_minibatch.batch_size": 1,
+    "weak_error_minibatch.record_every": 1,
+    "weak_error_minibatch.tasks.iris.params.n_hidden": 1,
+    **{f"weak_error_minibatch.tasks.teacher_student.params.{k}": 1 for k in ("n_in", "n_hidden", "n_samples")},
+    "weak_error_minibatch.tasks.teacher_student.batch_size": 1,
+    "weak_error_minibatch.tasks.teacher_student.n_paths": 2,
+    "svag_convergence.ls.0": 1,
+    **{f"svag_convergence.{k}": m for k, m in {"n_paths": 2, "resolution": 1, "n_boot": 10}.items()},
+    "svag_convergence.tasks.quadratic.params.dim": 1,
+    "svag_convergence.tasks.quadratic.ls.0": 1,
+    "svag_convergence.tasks.quadratic.resolution": 1,
+    "svag_convergence.tasks.iris.params.n_hidden": 1,
+    "svag_convergence.tasks.iris.n_paths": 2,
+    **{f"svag_convergence.tasks.teacher_student.params.{k}": 1 for k in ("n_in", "n_hidden", "n_samples")},
+    "svag_convergence.tasks.teacher_student.n_paths": 2,
+    **{f"svag_scale.{k}": m for k, m in {"l": 2, "n_paths": 2, "n_boot": 10}.items()},
+    **{f"svag_scale.task.params.{k}": 1 for k in ("n_in", "n_hidden", "n_samples")},
+    **{f"quadratic_stationary.{k}": m for k, m in {"resolution": 1, "n_paths": 2, "inner_samples": 2}.items()},
+    "quadratic_stationary.record_every": 1,
+    **{f"saddle.{k}": m for k, m in {"n_paths": 2, "resolution": 1, "inner_samples": 2, "record_every": 1}.items()},
+    **{f"hessian_trace.params.{k}": 1 for k in ("n", "rank", "k", "n_measurements")},
+    "hessian_trace.n_paths": 2,
+    "hessian_trace.record_every": 1,
+    "flat_minima.params.dim": 1,
+    **{f"flat_minima.{k}": m for k, m in {"n_paths": 2, "resolution": 1, "inner_samples": 2}.items()},
+    "lecture.model.hidden.0": 1,
+    **{f"lecture.large_batch.{k}": 1 for k in ("small_batch", "large_batch", "epochs", "keskar_steps")},
+    "lecture.large_batch.lanczos_iters": 1,
+    "lecture.large_batch.n_seeds": 2,
+    "lecture.interpolation.n_alphas": 3,
+    "lecture.lr_scaling.n_boot": 10,
+    "lecture.sam_vs_sgd.n_seeds": 2,
+    **{f"lecture.sam_vs_sgd.{k}": 1 for k in ("batch_size", "epochs", "sweep_seeds")},
+    **{f"lecture.hessian_spectrum.{k}": 2 for k in ("n_seeds", "density_grid", "hutchinson_samples")},
+    "lecture.hessian_spectrum.average_samples": 2,
+    **{f"lecture.hessian_spectrum.{k}": 1 for k in ("top_k", "topk_iters", "lanczos_iters", "slq_lanczos")},
+    **{f"lecture.hessian_spectrum.{k}": 1 for k in ("slq_probes", "worst_steps")},
+    "lecture.bouncing.n_seeds": 2,
+    "lecture.bouncing.quadratic.n_steps": 1,
+    "lecture.bouncing.quadratic.window": 2,
+    "lecture.bouncing.valley.n_steps": 1,
+    "lecture.bouncing.valley.record_every": 1,
+}
+
+
+def _integer_keys(node, path=()):
+    """The dotted path of every integer (not bool) in the config, list items by index; seeds are any integer."""
+    if isinstance(node, dict):
+        return [k for key, value in node.items() if key != "seed" for k in _integer_keys(value, (*path, key))]
+    if isinstance(node, list):
+        return [k for i, value in enumerate(node) for k in _integer_keys(value, (*path, str(i)))][:1]
+    return [".".join(path)] if isinstance(node, int) and not isinstance(node, bool) else []
+
+
+def test_every_integer_key_has_its_minimum():
+    """SIZE_MINIMA covers every integer of config.yaml (a new size key needs its minimum and a rejection case)."""
+    assert set(_integer_keys(DEFAULT)) == set(SIZE_MINIMA)
+
+
+@pytest.mark.parametrize("path", sorted(SIZE_MINIMA))
+def test_size_below_its_minimum_is_rejected(path):
+    value = SIZE_MINIMA[path] - 1
+    with pytest.raises(ConfigError) as info:
+        validate_config(edited(setitem(path, value)))
+    message = str(info.value)
+    if path.split(".")[-1].isdigit():  # a list item: named by its index (svag_convergence.ls[0]) or in its list
+        assert f"config key {path.rsplit('.', 1)[0]}" in message and f"{value}" in message, message
+    else:
+        assert f"config key {path}: value {value} is invalid" in message, message
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "weak_error.tasks.iris.params.n_hidden",
+        "weak_error.tasks.teacher_student.params.n_samples",
+        "weak_error.tasks.iris.n_paths",
+        "saddle.n_paths",
+        "hessian_trace.n_paths",
+        "flat_minima.params.dim",
+        "svag_scale.task.params.n_in",
+    ],
+)
+def test_size_at_its_minimum_is_accepted(path):
+    """The bounds are the real minima, not stricter ones: each of these runs at its minimum."""
+    validate_config(edited(setitem(path, SIZE_MINIMA[path])))
 
 
 def test_default_and_smoke_configs_are_valid():

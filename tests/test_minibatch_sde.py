@@ -250,6 +250,37 @@ def test_exact_mode_factorizes_the_dense_moments(setting):
     assert torch.allclose(b @ b.T, target, atol=1e-12)
 
 
+@pytest.mark.parametrize("algorithm", ["usam", "dnsam"])
+def test_additive_formula_exact_root_is_the_formulas_covariance(setting, algorithm):
+    """The ablation under the stage's exact diffusion: a d x d root of the additive formula's covariance
+    Sigma + r (H Sigma + Sigma H) (r = rho for USAM, rho / |grad f| for DNSAM), as the exact own SDE roots
+    Sigma + rho (K + K^T); its first-order root (I + r H) S (d x N) adds r^2 H Sigma H, as the own SDE's adds
+    rho^2 D^T D.  Exact to rounding (1e-12) on the finite-sum quadratic (H constant)."""
+    task, noise, x = setting
+    first = model(task, noise, algorithm, 0.2, minibatch_formula="additive")
+    exact = model(task, noise, algorithm, 0.2, mode="exact", minibatch_formula="additive")
+    assert (first.dim_w, exact.dim_w) == (N, D)
+    b, r = _columns(first, first.point(x), N), _columns(exact, exact.point(x), D)
+    h, sigma, eye = task.a_mats.mean(0), noise.covariance(x)[0], torch.eye(D, dtype=DTYPE)
+    rho = 0.2 if algorithm == "usam" else 0.2 / task.sample_grads(x).mean(1)[0].norm()
+    assert torch.allclose(r @ r.T, sigma + rho * (h @ sigma + sigma @ h), atol=1e-12)
+    assert torch.allclose(b @ b.T, (eye + rho * h) @ sigma @ (eye + rho * h), atol=1e-12)
+
+
+def test_minibatch_cell_runs_under_the_exact_diffusion_with_the_formula_ablation(setting):
+    """Before, the ablation's root kept Brownian dimension N = 6 while the exact own SDE had d = 3: every cell of
+    the mini-batch stage with diffusion 'exact' and a formula_ablation stopped ("must share the Brownian dimension")."""
+    from samsde.experiments.weak_error import run_cell
+
+    task, noise, _ = setting
+    setting_ = {"task": "fsq", "algorithms": ["usam", "dnsam", "sam"], "scalings": {"sqrt": {"alpha": 0.5, "c": 0.5}},
+                "formula_ablation": ["sqrt"], "resolution": 2, "horizon": 0.2, "n_paths": 50, "n_boot": 10,
+                "record_every": 1, "diffusion": "exact", "inner_samples": 4, "sam_moments": "auto"}  # fmt: skip
+    errors = run_cell(task, noise, torch.zeros(D, dtype=DTYPE), setting_, 0.1, seed=0)["errors"]
+    ablation = errors[errors.model == "additive_formula"]
+    assert set(ablation.algorithm) == {"usam", "dnsam"} and ablation.rel_error.notna().all()
+
+
 def test_minibatch_sde_input_errors(setting):
     task, noise, _ = setting
     with pytest.raises(ValueError, match="additive-noise formula of the SAM SDE"):

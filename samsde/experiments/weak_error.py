@@ -50,7 +50,9 @@ TEST_FUNCTIONS = ("grad_norm_plus_norm", "loss")
 SDE_MODELS = ("own_sde", "sgd_sde", "drift_only", "additive_formula")
 #: the ablation models: the setting key listing the scalings they run at, and how their SDE differs from the own
 #: one (drift_only: SGD's diffusion; additive_formula: section 3's additive-noise formulas on mini-batch noise,
-#: for the algorithms that have one, i.e. not SAM, with their deterministic root (I + rho H) S dW)
+#: for the algorithms that have one, i.e. not SAM, with their deterministic root (I + rho H) S dW, Brownian
+#: dimension N; under the stage's ``exact`` diffusion, the exact root of the formula's covariance, dimension d, as
+#: the other SDEs of the cell: ``_ablation_options``)
 ABLATIONS = {
     "drift_only": ("drift_ablation", {"diffusion": SGD.name}),
     "additive_formula": ("formula_ablation", {"minibatch_formula": "additive", "mode": "first_order"}),
@@ -114,8 +116,20 @@ def cell_runners(task: Task, noise: NoiseModel, setting: dict, eta: float, seed:
             discrete(algorithm, scaling)
             sde(algorithm, scaling, "own_sde")
             for model in _ablations(setting, algorithm, scaling):
-                sde(algorithm, scaling, model, **ABLATIONS[model][1])
+                sde(algorithm, scaling, model, **_ablation_options(setting, model))
     return runners, roles
+
+
+def _ablation_options(setting: dict, model: str) -> dict:
+    """The SDE options of an ablation model.  The additive formula's first-order root (I + rho H) S has Brownian
+    dimension N; under the stage's ``exact`` diffusion every other SDE of the cell is the symmetric root of its
+    covariance in dimension d (the own SDE's Sigma + rho (K + K^T), without the rho^2 term of its first-order
+    root), and so is the ablation (of Sigma + rho (H Sigma + Sigma H)): one Brownian path, and the two SDEs then
+    differ only by the formula's terms, as under the first-order diffusion."""
+    options = dict(ABLATIONS[model][1])
+    if model == "additive_formula" and setting["diffusion"] == "exact":
+        options["mode"] = "exact"
+    return options
 
 
 def _ablations(setting: dict, algorithm: str, scaling: str) -> list[str]:

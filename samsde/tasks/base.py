@@ -9,7 +9,9 @@ f(x) = (1/N) sum_i f_i(x) + (l2/2) ||x||^2 and also exposes ``per_sample_loss(x,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -17,6 +19,43 @@ from torch import Tensor
 from samsde.device import moved
 
 DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The least value a constructor parameter can run with: an integer >= ``least`` (``integer``), else a finite
+    real number >= ``least`` (> ``least`` when ``strict``); ``why`` says what a smaller value breaks."""
+
+    least: float
+    why: str
+    integer: bool = False
+    strict: bool = False
+
+    def error(self, value: object) -> str | None:
+        """None when ``value`` is within the bound, else what is wrong with it."""
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if self.integer:
+            if not (isinstance(value, int) and not isinstance(value, bool)) or value < self.least:
+                return f"must be an integer >= {self.least:g} ({self.why})"
+            return None
+        if not is_number or not math.isfinite(value) or value < self.least or (self.strict and value == self.least):
+            return f"must be a finite number {'>' if self.strict else '>='} {self.least:g} ({self.why})"
+        return None
+
+
+def param_errors(task_class: type[Task], params: dict) -> dict[str, str]:
+    """{parameter: what is wrong} for the parameters of ``params`` outside the task's ``param_bounds``."""
+    bounds = getattr(task_class, "param_bounds", {})
+    found = {k: bounds[k].error(v) for k, v in params.items() if k in bounds and v is not None}
+    return {k: message for k, message in found.items() if message}
+
+
+def check_params(task_class: type[Task], **params) -> None:
+    """Raise a ValueError naming every parameter outside the task's ``param_bounds`` (its constructor's check)."""
+    errors = param_errors(task_class, params)
+    if errors:
+        detail = "; ".join(f"{k} = {params[k]!r} {message}" for k, message in errors.items())
+        raise ValueError(f"{task_class.name}: {detail}")
 
 
 class Task:
@@ -29,6 +68,9 @@ class Task:
     #: alternative forms of the constructor's parameters, one tuple of keys each: a config file that gives a key
     #: of one form replaces the defaults' other forms (:func:`samsde_workflow.config.resolve_config`)
     param_forms: tuple[tuple[str, ...], ...] = ()
+    #: the least value of each size and scale parameter of the constructor, which checks them
+    #: (:func:`check_params`); the config checks name a key outside its bound before any job starts
+    param_bounds: dict[str, Bound] = {}
 
     def to(self, device: torch.device | str) -> Task:
         """A shallow copy of the task with every tensor attribute on ``device`` (see :mod:`samsde.device`).

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from samsde.seeding import make_generator
-from samsde.tasks.base import DTYPE, ConstantHessian, Linearization, Task
+from samsde.tasks.base import DTYPE, Bound, ConstantHessian, Linearization, Task, check_params
 
 
 class Quadratic(Task):
@@ -18,6 +18,7 @@ class Quadratic(Task):
 
     name = "quadratic"
     param_forms = (("dim",), ("spectrum",))  # generated of dimension dim, or given by its spectrum
+    param_bounds = {"dim": Bound(1, "the dimension of x", integer=True)}
 
     def __init__(
         self,
@@ -27,8 +28,11 @@ class Quadratic(Task):
         x0: list[float] | None = None,
         rotate: bool = False,
     ):
+        check_params(Quadratic, dim=dim)
         gen = make_generator(seed, "quadratic")
         if spectrum is not None:
+            if len(spectrum) == 0:
+                raise ValueError("quadratic: the spectrum is empty (the dimension of x is its length)")
             spectrum_t = torch.as_tensor(spectrum, dtype=DTYPE)
             if dim is not None and dim != spectrum_t.numel():
                 raise ValueError(f"quadratic: dim {dim} does not match the spectrum's length {spectrum_t.numel()}")
@@ -37,8 +41,6 @@ class Quadratic(Task):
             self.H = (q * spectrum_t) @ q.T
         else:
             dim = 10 if dim is None else dim
-            if dim < 1:
-                raise ValueError(f"quadratic: dim must be >= 1, got {dim}")
             a = torch.randn(dim, 2 * dim, generator=gen, dtype=DTYPE)
             self.H = a @ a.T / (2 * dim)
         self.H = (self.H + self.H.T) / 2
@@ -82,10 +84,15 @@ class TwoBasin(Task):
     """
 
     name = "two_basin"
+    param_bounds = {
+        "dim": Bound(1, "the dimension of x", integer=True),
+        "center": Bound(0, "the wells sit at -center e_1 and +center e_1, on either side of x_1 = 0", strict=True),
+        "sharp_width": Bound(0, "a Gaussian well's width", strict=True),
+        "flat_width": Bound(0, "a Gaussian well's width", strict=True),
+    }
 
     def __init__(self, dim: int = 2, center: float = 1.0, sharp_width: float = 0.25, flat_width: float = 0.75):
-        if dim < 1:
-            raise ValueError(f"two_basin: dim must be >= 1, got {dim}")
+        check_params(TwoBasin, dim=dim, center=center, sharp_width=sharp_width, flat_width=flat_width)
         self.dim = dim
         self.center = center
         self.sharp_width = sharp_width

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from samsde.seeding import make_generator
-from samsde.tasks.base import DTYPE, FiniteSum
+from samsde.tasks.base import DTYPE, Bound, FiniteSum, check_params
 
 
 class MatrixSensing(FiniteSum):
@@ -19,6 +19,13 @@ class MatrixSensing(FiniteSum):
     """
 
     name = "matrix_sensing"
+    param_bounds = {
+        "n": Bound(1, "the side of the n x n matrix", integer=True),
+        "rank": Bound(1, "the rank of the target X*", integer=True),
+        "k": Bound(1, "the columns of U, d = n k", integer=True),
+        "n_measurements": Bound(1, "the N samples of the finite sum", integer=True),
+        "init_scale": Bound(0, "the scale of the initial point"),
+    }
 
     def __init__(
         self,
@@ -29,6 +36,7 @@ class MatrixSensing(FiniteSum):
         init_scale: float = 0.05,
         seed: int = 0,
     ):
+        check_params(MatrixSensing, n=n, rank=rank, k=k, n_measurements=n_measurements, init_scale=init_scale)
         gen = make_generator(seed, "matrix_sensing")
         u_star = torch.randn(n, rank, generator=gen, dtype=DTYPE) / math.sqrt(n)
         self.x_star = u_star @ u_star.T

@@ -15,7 +15,7 @@ from torch import Tensor
 from samsde.seeding import make_generator
 from samsde.tasks._batch_kernel import BatchNetworkLinearization
 from samsde.tasks._network_kernel import NetworkLinearization, _Layout, _Workspace
-from samsde.tasks.base import DTYPE, AutogradLinearization, FiniteSum, Linearization
+from samsde.tasks.base import DTYPE, AutogradLinearization, Bound, FiniteSum, Linearization, check_params
 
 
 class Activation:
@@ -182,6 +182,11 @@ class OneHiddenLayerNet(FiniteSum):
 
     activation: Activation = IDENTITY
     output_loss: OutputLoss | None = None
+    param_bounds = {
+        "n_hidden": Bound(1, "the hidden layer's width", integer=True),
+        "l2": Bound(0, "the L2 weight"),
+        "init_scale": Bound(0, "the scale of the initial point"),
+    }
     # elements of one (N, M_c, h) tensor per chunk of NetworkLinearization; None: 2^18 (2 MB) per intra-op thread
     chunk_elements: int | None = None
     curvature_chunk_elements: int = 1 << 16  # the same for half_grad_of_sample_sq_norms
@@ -352,6 +357,7 @@ class Iris(OneHiddenLayerNet):
     def __init__(self, n_hidden: int = 4, l2: float = 1e-3, init_scale: float = 0.5):
         from sklearn.datasets import load_iris
 
+        check_params(Iris, n_hidden=n_hidden, l2=l2, init_scale=init_scale)
         data = load_iris()
         super().__init__(
             _standardize(data.data), torch.as_tensor(data.target), n_hidden, 3, l2=l2, init_scale=init_scale
@@ -373,6 +379,7 @@ class BreastCancer(OneHiddenLayerNet):
     def __init__(self, n_hidden: int = 8, l2: float = 1e-3, init_scale: float = 0.5):
         from sklearn.datasets import load_breast_cancer
 
+        check_params(BreastCancer, n_hidden=n_hidden, l2=l2, init_scale=init_scale)
         data = load_breast_cancer()
         super().__init__(
             _standardize(data.data), torch.as_tensor(data.target, dtype=DTYPE), n_hidden, 1, l2, init_scale
@@ -394,6 +401,11 @@ class TeacherStudent(OneHiddenLayerNet):
     name = "teacher_student"
     activation = TANH
     output_loss = HalfSquaredError()
+    param_bounds = {
+        **OneHiddenLayerNet.param_bounds,
+        "n_in": Bound(1, "the inputs' dimension", integer=True),
+        "n_samples": Bound(1, "the N samples of the finite sum", integer=True),
+    }
 
     def __init__(
         self,
@@ -404,6 +416,7 @@ class TeacherStudent(OneHiddenLayerNet):
         init_scale: float = 0.5,
         seed: int = 0,
     ):
+        check_params(TeacherStudent, n_in=n_in, n_hidden=n_hidden, n_samples=n_samples, l2=l2, init_scale=init_scale)
         gen = make_generator(seed, "teacher_student")
         inputs = torch.randn(n_samples, n_in, generator=gen, dtype=DTYPE)
         layout = _Layout(n_in, n_hidden, 1)
