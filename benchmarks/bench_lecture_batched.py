@@ -113,7 +113,8 @@ def main() -> None:
             diff = (results[route, method][keep] - loop).abs().max()
             rows.add(*ident, "max_abs_param_diff", "-", diff, note=f"the loop's {loop_seeds} seeds")
     if not args.skip_memory:
-        for route, method, n in (("batched", "sam", n_seeds), ("loop", "sam", 1), ("batched", STACK, n_seeds)):
+        cells = (("batched", "sam", n_seeds), ("loop", "sam", 1), ("batched", STACK, n_seeds))
+        for route, method, n in cells[:1] if args.quick else cells:
             mib = in_child(memory_cell, route, method, n, epochs, threads=args.threads)
             rows.add("digits", d, len(members(method, n)), f"{route}:{method}", "peak_memory_mib", "MiB",
                      mib if isinstance(mib, float) else math.nan, 0, str(mib))  # fmt: skip
