@@ -1,363 +1,242 @@
-"""Throughput of samsde's batched simulator: path-steps per second of every runner's ``advance``.
+"""The simulator's step: throughput of every runner (batched vs one path at a time), and its cost against d.
 
-Run from the repository root:
+    python3 benchmarks/bench_simulate.py                   # both parts (~15 min on 2 cores)
+    python3 benchmarks/bench_simulate.py --only simulate   # throughput (a few minutes) -> benchmark 'simulate'
+    python3 benchmarks/bench_simulate.py --only scaling --cell-budget 400   # cost vs d (~10 min) -> 'scaling'
 
-    python3 benchmarks/bench_simulate.py [--quick] [--out benchmarks/out/simulate.csv] [--profile]
-        [--wait-idle SECONDS] [--threads N] [--tasks quadratic breast_cancer]
+Common settings: isotropic noise sigma = 0.5, eta = rho = 0.05, float64, resolution 1 (one step = one optimizer
+step or one Euler-Maruyama step, dt = eta), 2 torch threads.
 
-For each task (quadratic d=10 and breast_cancer d=257, isotropic noise sigma=0.5, eta=rho=0.05) it times
-``runner.advance(x, increments, dt)`` directly (no recording, no divergence checks, no noise drawing: the Brownian
-increments are drawn before the clock starts) for
-- the discrete optimizers sgd, usam, sam, dnsam (``DiscreteRunner``);
-- the SDEs with drift sgd, usam, dnsam, sam (``SDERunner(SDEModel(...))``) in mode ``first_order`` and, on the
-  quadratic only, mode ``exact`` (a dense d x d eigendecomposition per path is out of reach at d=257).
-The resolution is r=1, so one ``advance`` is one optimizer step or one Euler-Maruyama step.
+**simulate** (throughput).  ``make_task('quadratic', dim=10, seed=0)`` and ``make_task('breast_cancer')`` (d = 257),
+M = 1000 paths.  Runners: ``DiscreteRunner`` for every algorithm; ``SDERunner(SDEModel(...))`` with drift sgd,
+usam, dnsam, sam in mode ``first_order`` and, on the quadratic only, ``exact``.  Timed: ``runner.advance(x, dW,
+dt)`` (Brownian increments drawn before the clock starts), 2 untimed steps, then 5 blocks of 50 (quadratic) / 3
+(breast_cancer) steps, interleaved across the runners of a task, the state advancing from block to block.  sgd,
+usam (discrete) and the usam SDE also run as a Python loop over 50 paths, one path (M = 1) at a time on pre-sliced
+increments (``loop_M1``).  Rows: ``seconds_per_step`` per block, ``path_steps_per_s`` (M x steps / median block),
+``speedup_vs_loop`` (batched / loop path-steps per second; the loop's cost is linear in paths).
 
-Each configuration runs ``warmup`` untimed steps, then ``repeats`` timed blocks of ``steps`` steps each; the
-reported time is the median block.  path_steps_per_s = n_paths * steps / median block seconds.
-
-A subset (sgd and usam discrete, usam SDE first_order) is also timed as a plain Python loop over paths, the same
-runner advancing one path (M=1) at a time, on ``loop_paths`` paths only; its cost per path-step is extrapolated
-to M paths to give the speed-up of the batched simulator.  The loop gets pre-sliced increments, so it pays
-nothing for noise bookkeeping: the speed-up is if anything understated.
-
-On a shared machine other processes wreck the timings (torch's OpenMP threads wait for each other whenever one is
-descheduled, so even a tiny matmul can take milliseconds): the column foreign_load records the CPU they used
-during each job, and --wait-idle holds timed blocks until they are quiet (see benchmarks/README.md).
+**scaling** (cost against d).  ``make_task('quadratic', dim=d, seed=0)``, d = 10 ... 5000, and
+``make_task('breast_cancer', n_hidden=h)``, d = 32 h + 1 = 33 ... 5121.  Variants: ``sam_step``, ``sgd_step``
+(``DiscreteRunner.advance``); ``usam_sde_first_order``, ``sam_sde_first_order`` (``SDEModel.em_step``, matrix-free;
+SAM with its closed-form moments), ``sam_sde_first_order_mc`` (SAM with the inner Monte Carlo, 16 draws, the route
+for a general Sigma); ``usam_sde_exact``, ``sam_sde_exact`` (dense (M, d, d) Hessian and eigendecomposition).
+M = 8 paths; the exact variants run M_ex paths (``GRID``: 1 at large d), and ``sam_step`` is timed at M_ex too.
+Each cell (task, d, variant, M) runs in a fresh child (``harness.in_child``; the task is built once in the parent
+and loaded from a file).  In the child: increments drawn first, one warm-up step (more for fast cells, to size the
+blocks), then 5 blocks of n steps (a block ~0.25 s; slow cells: as many repeats as fit in 30 s, at least 2).
+``peak_step_memory_mib``: growth of the child's peak RSS over the warm-up and timed steps.  An exact cell whose
+memory estimate exceeds --max-memory-gib, or whose d^3-extrapolated time exceeds the cell budget, is not run
+(NaN row with the reason).  Derived rows: ``ratio_to_sam_step`` (medians over the repeats with foreign load < 0.2
+cores; same d and M) and, for the exact variants, ``loglog_slope`` of seconds per path-step against d (d >= 300).
 """
 
 from __future__ import annotations
 
-import argparse
-import cProfile
 import math
 import os
-import pstats
-import statistics
+import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-import pandas as pd
+import numpy as np
 import torch
-from _machine import CpuMeter, use_threads  # benchmarks/ is on sys.path as a script
+from harness import QUIET, CpuMeter, PeakMemory, Rows, in_child, median, parser, time_interleaved
 
-from samsde import DiscreteRunner, SDEModel, SDERunner, make_generator, make_noise, make_task
-from samsde.algorithms import ALGORITHMS, DNSAM, SAM, SGD, USAM
-from samsde.tasks import Task
+from samsde import ALGORITHMS, DiscreteRunner, SDEModel, SDERunner, make_generator, make_noise, make_task
 
-ETA = 0.05
-RHO = 0.05
-SIGMA = 0.5
-RESOLUTION = 1
-SEED = 0
-THREADS = 2
-TASKS: dict[str, dict] = {"quadratic": {"dim": 10, "seed": 0}, "breast_cancer": {}}
-DISCRETE = tuple(ALGORITHMS)
-SDE_DRIFTS = (SGD.name, USAM.name, DNSAM.name, SAM.name)
-EXACT_TASKS = ("quadratic",)
-# (kind, runner, mode) timed both batched and as a one-path-at-a-time loop
-LOOP_SUBSET = (("discrete", SGD.name, "-"), ("discrete", USAM.name, "-"), ("sde", USAM.name, "first_order"))
+ETA = RHO = 0.05
+SIGMA, SEED = 0.5, 0
+FULL = dict(n_paths=1000, loop_paths=50, steps={"quadratic": 50, "breast_cancer": 3}, warmup=2, repeats=5)
+QUICK = dict(n_paths=20, loop_paths=2, steps={"quadratic": 2, "breast_cancer": 1}, warmup=1, repeats=2)
+LOOPED = {"discrete:sgd:-", "discrete:usam:-", "sde:usam:first_order"}
+# scaling: per task (size, M_ex), size = dim (quadratic) or n_hidden (breast_cancer)
+GRID = {"quadratic": [(10, 8), (100, 8), (300, 8), (1000, 8), (3000, 1), (5000, 1)],
+        "breast_cancer": [(1, 8), (4, 8), (16, 8), (64, 1), (160, 1)]}  # fmt: skip
+GRID_QUICK = {"quadratic": [(10, 8), (100, 2)], "breast_cancer": [(1, 8)]}
+VARIANTS = ("sam_step", "sgd_step", "usam_sde_first_order", "sam_sde_first_order", "sam_sde_first_order_mc",
+            "usam_sde_exact", "sam_sde_exact")  # fmt: skip
+N_PATHS, POOL, SLOW_STEP, SLOW_CELL, MIN_REPEATS = 8, 4, 5.0, 30.0, 2
 
 
-@dataclass(frozen=True)
-class Sizes:
-    n_paths: int
-    loop_paths: int
-    steps: dict[str, int]  # timed steps per repeat, per task
-    warmup: int
-    repeats: int
-
-
-FULL = Sizes(n_paths=1000, loop_paths=50, steps={"quadratic": 50, "breast_cancer": 3}, warmup=2, repeats=5)
-QUICK = Sizes(n_paths=200, loop_paths=10, steps={"quadratic": 10, "breast_cancer": 1}, warmup=1, repeats=5)
-
-
-@dataclass
-class Config:
-    task: str
-    kind: str  # discrete / sde
-    runner: str
-    mode: str  # "-" for discrete runners, first_order / exact for SDEs
-
-
-def configs(task_name: str) -> list[Config]:
-    out = [Config(task_name, "discrete", a, "-") for a in DISCRETE]
-    modes = ["first_order"] + (["exact"] if task_name in EXACT_TASKS else [])
-    out += [Config(task_name, "sde", a, mode) for mode in modes for a in SDE_DRIFTS]
-    return out
-
-
-def build_runner(cfg: Config, task: Task):
+def runner_for(task, kind: str, alg: str, mode: str):
     noise = make_noise("isotropic", task, sigma=SIGMA)
-    if cfg.kind == "discrete":
-        return DiscreteRunner(task, noise, cfg.runner, ETA, RHO)
-    gen = make_generator(SEED, "bench", cfg.task, cfg.runner, cfg.mode, "inner")
-    return SDERunner(SDEModel(task, noise, ETA, RHO, cfg.runner, mode=cfg.mode, generator=gen))
+    if kind == "discrete":
+        return DiscreteRunner(task, noise, alg, ETA, RHO)
+    gen = make_generator(SEED, "bench", task.name, alg, mode, "inner")
+    return SDERunner(SDEModel(task, noise, ETA, RHO, alg, mode=mode, generator=gen))
 
 
-def draw_increments(n: int, n_paths: int, dim_w: int, key: str) -> list[torch.Tensor]:
-    """``n`` blocks of Brownian increments (r, M, dim_w), dW ~ N(0, dt I), as the simulation loop draws them."""
-    dt = ETA / RESOLUTION
-    gen = make_generator(SEED, "bench", key, "brownian")
-    return [
-        math.sqrt(dt) * torch.randn(RESOLUTION, n_paths, dim_w, generator=gen, dtype=torch.float64) for _ in range(n)
-    ]
+def throughput(quick: bool, rows: Rows) -> None:
+    s = QUICK if quick else FULL
+    for name, kw in (("quadratic", {"dim": 10, "seed": 0}), ("breast_cancer", {})):
+        task = make_task(name, **kw)
+        x0 = task.initial_point(make_generator(SEED, "bench", name, "x0")).reshape(1, -1)
+        steps, jobs, state = s["steps"][name], {}, {}
+        configs = [("discrete", a, "-") for a in ALGORITHMS]
+        for mode in ["first_order"] + (["exact"] if name == "quadratic" else []):
+            configs += [("sde", a, mode) for a in ("sgd", "usam", "dnsam", "sam")]
+        for kind, alg, mode in configs:
+            run = runner_for(task, kind, alg, mode)
+            gen = make_generator(SEED, "bench", f"{name}/{run.dim_w}", "brownian")
+            incs = [math.sqrt(ETA) * torch.randn(1, s["n_paths"], run.dim_w, generator=gen, dtype=torch.float64)
+                    for _ in range(steps)]  # fmt: skip
+            key = f"{kind}:{alg}:{mode}"
+            state[key] = x0.expand(s["n_paths"], -1).clone()
 
-
-class QuietGate:
-    """With a positive ``budget`` (seconds), hold each timed block until other processes are quiet.
-
-    Before a block it watches a ``window`` of sleep until other processes use < ``threshold`` cores; a block long
-    enough to judge (>= ``MIN_JUDGED`` s) during which they used more is discarded and rerun (at most
-    ``MAX_RETRIES`` times).  Failed windows count against the budget; once it is spent the gate stays open.
-    """
-
-    MIN_JUDGED = 0.2
-    MAX_RETRIES = 3
-
-    def __init__(self, budget: float, threshold: float = 0.2, window: float = 0.25):
-        self.budget, self.threshold, self.window = budget, threshold, window
-        self.waited = 0.0
-        self.retries = 0
-
-    @property
-    def active(self) -> bool:
-        return self.waited < self.budget
-
-    def wait(self) -> None:
-        while self.active:
-            meter = CpuMeter()
-            with meter:
-                time.sleep(self.window)
-            if meter.cores < self.threshold:
-                return
-            self.waited += meter.wall
-
-    def disturbed(self, seconds: float, meter: CpuMeter) -> bool:
-        return self.active and seconds >= self.MIN_JUDGED and meter.cores >= self.threshold
-
-
-class Job:
-    """One timed configuration: ``block()`` advances its state by one block of steps and returns the seconds."""
-
-    def __init__(self, cfg: Config, batch: str, n_paths: int, runner, x0: torch.Tensor, increments: list):
-        self.cfg, self.batch, self.n_paths, self.runner = cfg, batch, n_paths, runner
-        self.steps = len(increments)
-        self.dt = ETA / RESOLUTION
-        self.x0 = x0.clone()
-        self.x = self.x0
-        if batch == "batched":
-            self.increments = increments
-        else:  # pre-sliced (1 path each), so the loop pays nothing for noise bookkeeping
-            self.per_path = [[inc[:, p : p + 1].contiguous() for inc in increments] for p in range(n_paths)]
-        self.blocks: list[float] = []
-        self.meter = CpuMeter()
-
-    def warm_up(self, n: int) -> None:
-        incs = self.increments if self.batch == "batched" else self.per_path[0]
-        for k in range(n):
-            self.x = self.runner.advance(self.x, incs[k % len(incs)], self.dt)
-
-    def block(self, gate: QuietGate) -> float:
-        for attempt in range(gate.MAX_RETRIES + 1):
-            gate.wait()
-            meter = CpuMeter()
-            with meter:
-                seconds = self._block()
-            if attempt == gate.MAX_RETRIES or not gate.disturbed(seconds, meter):
-                break
-            gate.retries += 1
-        self.meter.foreign += meter.foreign
-        self.meter.wall += meter.wall
-        self.blocks.append(seconds)
-        return seconds
-
-    def _block(self) -> float:
-        advance, dt = self.runner.advance, self.dt
-        if self.batch == "batched":
-            x = self.x
-            start = time.perf_counter()
-            for inc in self.increments:
-                x = advance(x, inc, dt)
-            seconds = time.perf_counter() - start
-        else:  # each path alone (M=1), path after path, each from the initial point
-            start = time.perf_counter()
-            for incs in self.per_path:
-                x = self.x0
+            def batched(key=key, run=run, incs=incs, state=state):
                 for inc in incs:
-                    x = advance(x, inc, dt)
-            seconds = time.perf_counter() - start
-        self.x = x
-        return seconds
+                    state[key] = run.advance(state[key], inc, ETA)
 
-    def row(self) -> dict:
-        median, best = statistics.median(self.blocks), min(self.blocks)
-        return {
-            "task": self.cfg.task,
-            "runner": self.cfg.runner,
-            "kind": self.cfg.kind,
-            "mode": self.cfg.mode,
-            "batch": self.batch,
-            "n_paths": self.n_paths,
-            "path_steps_per_s": self.n_paths * self.steps / median,
-            "seconds_per_step": median / self.steps,
-            "repeats": len(self.blocks),
-            "steps_per_repeat": self.steps,
-            "best_path_steps_per_s": self.n_paths * self.steps / best,
-            "spread": (max(self.blocks) - best) / median,  # (max - min) / median over the repeats
-            # cores used by other processes during this job's timed blocks (NaN: too short to tell, < 0.5 s)
-            "foreign_load": self.meter.cores if self.meter.wall >= 0.5 else math.nan,
-            "finite": bool(torch.isfinite(self.x).all()),
-        }
+            for k in range(s["warmup"]):
+                state[key] = run.advance(state[key], incs[k % steps], ETA)
+            jobs[key, "batched"] = batched
+            if key in LOOPED:  # each path alone (M = 1), from x0, on pre-sliced increments
+                per_path = [[inc[:, p : p + 1].contiguous() for inc in incs] for p in range(s["loop_paths"])]
+
+                def loop(run=run, per_path=per_path, x0=x0):
+                    for path in per_path:
+                        x = x0
+                        for inc in path:
+                            x = run.advance(x, inc, ETA)
+
+                for k in range(s["warmup"]):
+                    run.advance(x0, per_path[0][k % steps], ETA)
+                jobs[key, "loop_M1"] = loop
+        times, loads, _ = time_interleaved(jobs, s["repeats"], warm=False)
+        rate = {}
+        for (key, batch), secs in times.items():
+            m = s["n_paths"] if batch == "batched" else s["loop_paths"]
+            ident = (name, task.dim, m, f"{key}:{batch}")
+            rows.series(*ident, "seconds_per_step", "s", [t / steps for t in secs], f"blocks of {steps} steps")
+            rate[key, batch] = m * steps / median(secs)
+            rows.add(*ident, "path_steps_per_s", "1/s", rate[key, batch], note=f"median of {len(secs)} blocks")
+            rows.add(*ident, "foreign_load", "cores", loads[key, batch])
+            if batch == "loop_M1":
+                speedup = rate[key, "batched"] / rate[key, batch]
+                rows.add(name, task.dim, s["n_paths"], key, "speedup_vs_loop", "x", speedup,
+                         note=f"batched M = {s['n_paths']} / loop over {m} paths, path-steps per second")  # fmt: skip
+        print(f"  simulate {name}: done", flush=True)
 
 
-def profile_runner(runner, x0: torch.Tensor, increments: list[torch.Tensor], top: int = 6) -> str:
-    """Where one block of steps spends its time: samsde functions by cumulative share, aten ops by self share."""
-    dt = ETA / RESOLUTION
-    prof = cProfile.Profile()
-    x = x0.clone()
-    prof.enable()
-    for inc in increments:
-        x = runner.advance(x, inc, dt)
-    prof.disable()
-    stats = pstats.Stats(prof).stats  # {(file, line, func): (cc, nc, tottime, cumtime, callers)}
-    total = max(v[3] for v in stats.values())
-    own = sorted(
-        ((v[3], f"{Path(k[0]).stem}.{k[2]}") for k, v in stats.items() if f"samsde{os.sep}" in k[0]),
-        reverse=True,
-    )
-    lines = ["    samsde functions (cumulative share): " + ", ".join(f"{n} {t / total:.0%}" for t, n in own[:top])]
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as tprof:
-        for inc in increments:
-            x = runner.advance(x, inc, dt)
-    events = [e for e in tprof.key_averages() if e.key.startswith("aten::")]
-    self_total = sum(e.self_cpu_time_total for e in tprof.key_averages())
-    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
-    lines.append(
-        "    aten ops (self CPU share): "
-        + ", ".join(f"{e.key[6:]} {e.self_cpu_time_total / self_total:.0%}" for e in events[:top])
-    )
-    return "\n".join(lines)
+def stepper(variant: str, task):
+    """x -> x+ given dW for one scaling variant, and whether its increments are shaped (1, M, d)."""
+    noise = make_noise("isotropic", task, sigma=SIGMA)
+    if variant.endswith("_step"):
+        run = DiscreteRunner(task, noise, variant.removesuffix("_step"), ETA, RHO)
+        return (lambda x, dw: run.advance(x, dw, ETA)), True
+    drift, mode = variant.split("_sde_")
+    model = SDEModel(task, noise, ETA, RHO, drift, mode=mode.removesuffix("_mc"), inner_samples=16,
+                     generator=make_generator(SEED, "inner"),
+                     sam_moments="monte_carlo" if mode.endswith("_mc") else "closed_form")  # fmt: skip
+    return (lambda x, dw: model.em_step(x, dw, ETA)), False
+
+
+def cell(task_file: str, variant: str, m: int, repeats: int, target_block: float, budget: float) -> dict:
+    """In a child: the scaling protocol for one cell (module docstring)."""
+    task = torch.load(task_file, weights_only=False)
+    step, discrete = stepper(variant, task)
+    x = task.initial_point(make_generator(SEED, "bench_scaling", "x0")).expand(m, -1).clone()
+    gen = make_generator(SEED, "bench_scaling", "brownian")
+    shape = (1, m, task.dim) if discrete else (m, task.dim)
+    incs = [math.sqrt(ETA) * torch.randn(shape, generator=gen, dtype=torch.float64) for _ in range(POOL)]
+    mem = PeakMemory().start()
+    start = time.perf_counter()
+    x = step(x, incs[0])
+    per_step = time.perf_counter() - start
+    if per_step * (1 + MIN_REPEATS) > budget:
+        return {"error": f"not timed: the warm-up step took {per_step:.3g} s, over the {budget:.0f} s cell budget",
+                "mib": mem.mib()}  # fmt: skip
+    if per_step < target_block:  # a few more warm-up steps, to size the blocks
+        k = max(1, min(20, int(target_block / max(per_step, 1e-6))))
+        t0 = time.perf_counter()
+        for i in range(k):
+            x = step(x, incs[(i + 1) % POOL])
+        per_step = (time.perf_counter() - t0) / k
+    n = max(1, min(10_000, round(target_block / max(per_step, 1e-9))))
+    if per_step > SLOW_STEP:
+        left = budget - (time.perf_counter() - start)
+        repeats = max(MIN_REPEATS, min(repeats, int(SLOW_CELL / per_step), int(left / per_step)))
+    seconds, loads = [], []
+    for _ in range(repeats):
+        with CpuMeter(min_wall=0.05) as meter:
+            t0 = time.perf_counter()
+            for i in range(n):
+                x = step(x, incs[i % POOL])
+            seconds.append((time.perf_counter() - t0) / n)
+        loads.append(meter.cores)
+    return {"seconds": seconds, "loads": loads, "n": n, "mib": mem.mib(), "finite": bool(torch.isfinite(x).all())}
+
+
+def scaling(quick: bool, threads: int, budget: float | None, max_gib: float, rows: Rows) -> None:
+    grid, repeats, block = (GRID_QUICK, 2, 0.02) if quick else (GRID, 5, 0.25)
+    budget = budget or (30.0 if quick else 240.0)
+    with tempfile.TemporaryDirectory(prefix="bench_scaling_") as tmp:
+        for name, sizes in grid.items():
+            history = {}  # exact variant -> (d, seconds per path-step) of the largest d timed
+            for size, m_ex in sizes:
+                task = make_task(name, dim=size, seed=SEED) if name == "quadratic" else make_task(name, n_hidden=size)
+                d, task_file = task.dim, os.path.join(tmp, f"{name}_{size}.pt")
+                torch.save(task, task_file)
+                cells = [(v, m_ex if "exact" in v else N_PATHS) for v in VARIANTS]
+                cells += [("sam_step", m_ex)] if m_ex != N_PATHS else []
+                med = {}
+                for variant, m in cells:
+                    res = None
+                    if "exact" in variant:
+                        need = 12 * m * d * d * 8 / 2**30  # ~12 (M, d, d) float64 matrices (measured: ~10)
+                        d0, t0 = history.get(variant, (d, math.nan))
+                        guess = t0 * (d / d0) ** 3 * m
+                        if need > max_gib:
+                            res = {"error": f"not run: memory estimate {need:.1f} GiB > --max-memory-gib {max_gib:g}"}
+                        elif guess * (1 + MIN_REPEATS) > budget:
+                            res = {"error": f"not run: predicted {guess:.3g} s per step (d^3), over the cell budget"}
+                    if res is None:
+                        res = in_child(cell, task_file, variant, m, repeats, block, budget, threads=threads,
+                                       timeout=2 * budget + 120)  # fmt: skip
+                    ident = (name, d, m, variant)
+                    if "seconds" not in res:
+                        rows.add(*ident, "seconds_per_step", "s", math.nan, note=res["error"])
+                        rows.add(*ident, "peak_step_memory_mib", "MiB", res.get("mib", math.nan), note=res["error"])
+                        continue
+                    note = f"{res['n']} steps per block" + ("" if res["finite"] else "; NON-FINITE iterate")
+                    rows.series(*ident, "seconds_per_step", "s", res["seconds"], note)
+                    rows.series(*ident, "foreign_load", "cores", res["loads"])
+                    rows.add(*ident, "peak_step_memory_mib", "MiB", res["mib"], repeat=0)
+                    quiet = [t for t, load in zip(res["seconds"], res["loads"], strict=True) if not load >= QUIET]
+                    med[variant, m] = median(quiet or res["seconds"])
+                    if "exact" in variant:
+                        history[variant] = (d, med[variant, m] / m)
+                for (variant, m), value in med.items():
+                    if variant != "sam_step" and ("sam_step", m) in med:
+                        rows.add(name, d, m, variant, "ratio_to_sam_step", "x", value / med["sam_step", m],
+                                 note="medians over the quiet repeats, same d and M")  # fmt: skip
+                print(f"  scaling {name} d = {d}: done", flush=True)
+    df = rows.frame()
+    per_path = df[(df.metric == "seconds_per_step") & df.variant.str.endswith("exact") & (df.dim >= 300)]
+    for (name, variant), g in per_path.groupby(["task", "variant"]):
+        m = g.groupby("dim").value.median() / g.groupby("dim").n_paths.first()
+        m = m.dropna()
+        if len(m) >= 2:
+            slope = np.polyfit(np.log(m.index.to_numpy(float)), np.log(m.to_numpy()), 1)[0]
+            rows.add(name, math.nan, math.nan, variant, "loglog_slope", "-", slope,
+                     note=f"seconds per path-step vs d over d = {', '.join(map(str, m.index))}")  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (M=200), whole run well under a minute")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/simulate.csv"), help="CSV to write")
-    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=list(TASKS), help="tasks to run")
-    parser.add_argument(
-        "--profile", action="store_true", help="also print a cProfile/torch.profiler breakdown per batched runner"
-    )
-    parser.add_argument(
-        "--wait-idle",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="spend up to SECONDS in total waiting for other processes to go quiet before timed blocks, "
-        "and rerun blocks they disturbed (default 0: no waiting)",
-    )
-    parser.add_argument("--threads", type=int, default=THREADS, help="torch.set_num_threads (default 2)")
-    args = parser.parse_args()
-    sizes = QUICK if args.quick else FULL
-
-    print(use_threads(args.threads))
-    print(
-        f"M = {sizes.n_paths} paths, eta = rho = {ETA}, isotropic sigma = {SIGMA}, r = {RESOLUTION}, "
-        f"float64; warm-up {sizes.warmup} steps, median of {sizes.repeats} repeats of "
-        + ", ".join(f"{s} steps ({t})" for t, s in sizes.steps.items())
-    )
-    print(
-        f"load from other processes: 1-minute load average {os.getloadavg()[0]:.2f}; "
-        "per-job CPU use of other processes (in cores) is the column foreign_load"
-    )
-
-    gate = QuietGate(args.wait_idle)
-    rows = []
-    profiles: list[str] = []
-    wall = time.perf_counter()
-    for task_name in args.tasks:
-        task = make_task(task_name, **TASKS[task_name])
-        x0_row = task.initial_point(make_generator(SEED, "bench", task_name, "x0")).reshape(1, -1)
-        x0 = x0_row.expand(sizes.n_paths, -1).clone()
-        steps = sizes.steps[task_name]
-        jobs = []
-        for cfg in configs(task_name):
-            runner = build_runner(cfg, task)
-            increments = draw_increments(steps, sizes.n_paths, runner.dim_w, f"{task_name}/{runner.dim_w}")
-            jobs.append(Job(cfg, "batched", sizes.n_paths, runner, x0, increments))
-            if (cfg.kind, cfg.runner, cfg.mode) in LOOP_SUBSET:
-                loop_incs = [inc[:, : sizes.loop_paths] for inc in increments]
-                jobs.append(Job(cfg, "loop_M1", sizes.loop_paths, runner, x0_row, loop_incs))
-        for job in jobs:
-            job.warm_up(sizes.warmup)
-        # repeats interleaved across configurations, so a burst of load from elsewhere hits them all alike
-        for rep in range(sizes.repeats):
-            t0 = time.perf_counter()
-            for job in jobs:
-                job.block(gate)
-            print(
-                f"  {task_name}: repeat {rep + 1}/{sizes.repeats} of {len(jobs)} jobs took "
-                f"{time.perf_counter() - t0:.1f} s",
-                flush=True,
-            )
-        rows += [job.row() for job in jobs]
-        if args.profile:
-            for job in jobs:
-                if job.batch == "batched":
-                    head = f"  {task_name} {job.cfg.kind} {job.cfg.runner} {job.cfg.mode}:\n"
-                    profiles.append(head + profile_runner(job.runner, x0, job.increments))
-    elapsed = time.perf_counter() - wall
-
-    df = pd.DataFrame(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out, index=False)
-
-    pd.set_option("display.width", 200)
-    table = df.drop(columns=["finite"]).copy()
-    for col in ("path_steps_per_s", "best_path_steps_per_s"):
-        table[col] = table[col].map(lambda v: f"{v:,.0f}")
-    table["seconds_per_step"] = table["seconds_per_step"].map(lambda v: f"{v:.3g}")
-    table["spread"] = table["spread"].map(lambda v: f"{v:.0%}")
-    table["foreign_load"] = table["foreign_load"].map(lambda v: "n/a" if math.isnan(v) else f"{v:.2f}")
-    print()
-    print(table.to_string(index=False))
-
-    keys = ["task", "kind", "runner", "mode"]
-    batched = df[df["batch"] == "batched"].set_index(keys)["path_steps_per_s"]
-    loop = df[df["batch"] == "loop_M1"].set_index(keys)["path_steps_per_s"]
-    speed = pd.DataFrame({"batched_path_steps_per_s": batched.loc[loop.index], "loop_path_steps_per_s": loop})
-    speed["speedup"] = speed["batched_path_steps_per_s"] / speed["loop_path_steps_per_s"]
-    speed = speed.reset_index()
-    print()
-    print(
-        f"Speed-up of the batched simulator (M = {sizes.n_paths}) over a Python loop of M=1 advances: the loop was "
-        f"timed on {sizes.loop_paths} paths only and is extrapolated per path-step (its cost is linear in paths)."
-    )
-    for col in ("batched_path_steps_per_s", "loop_path_steps_per_s"):
-        speed[col] = speed[col].map(lambda v: f"{v:,.0f}")
-    speed["speedup"] = speed["speedup"].map(lambda v: f"{v:,.1f}x")
-    print(speed.to_string(index=False))
-    if not df["finite"].all():
-        print("\nWARNING: non-finite iterates in", df.loc[~df["finite"], keys + ["batch"]].to_dict("records"))
-    if df["foreign_load"].max() > 0.2:
-        print(
-            f"\nWARNING: other processes used up to {df['foreign_load'].max():.2f} of the {os.cpu_count()} cores "
-            "during timing; with OpenMP threads = cores such contention slows batched ops many-fold. "
-            "Rerun on a quiet machine (or with --wait-idle) before trusting these numbers."
-        )
-    if gate.budget > 0:
-        print(
-            f"\nquiet gate: waited {gate.waited:.0f} s of the {gate.budget:.0f} s budget for other processes; "
-            f"reran {gate.retries} disturbed blocks"
-        )
-    if profiles:
-        print("\nProfiles (one block of timed steps each, batched):")
-        print("\n".join(profiles))
-    print(
-        f"\nwrote {args.out}; benchmark wall time {elapsed:.0f} s; "
-        f"1-minute load average at end {os.getloadavg()[0]:.2f} (includes this process)"
-    )
+    p = parser(__doc__, "simulate.csv")
+    p.add_argument("--only", choices=("simulate", "scaling"), help="run one part only")
+    p.add_argument("--cell-budget", type=float, help="scaling: seconds per cell (default 240; --quick 30)")
+    p.add_argument("--max-memory-gib", type=float, default=4.0, help="scaling: skip exact cells above (default 4)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = Rows("simulate")
+    if args.only != "scaling":
+        throughput(args.quick, rows)
+    if args.only != "simulate":
+        scale = Rows("scaling")
+        scaling(args.quick, args.threads, args.cell_budget, args.max_memory_gib, scale)
+        rows.rows += scale.rows
+    rows.write(args.out)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
-"""The SAM SDE's inner Monte Carlo: accuracy and cost against its inner sample size K (``inner_samples``).
+"""Study: the SAM SDE's inner Monte Carlo, accuracy and cost against its inner sample size K (``inner_samples``).
 
-Run from the repository root:
+Question: how far are the SAM SDE's coefficients from their K-draw estimate, does the error fall like K^-1/2, what
+does K change in E g(X_T), what does a step cost against K, and how close are the closed-form moments?
 
-    python3 benchmarks/bench_inner_mc.py [--quick] [--threads N] [--skip-weak] [--out benchmarks/out/inner_mc.csv]
+    python3 benchmarks/studies/inner_mc.py [--skip-weak] [--threads 2]   # ~5 min -> benchmarks/out/inner_mc.csv
+    python3 benchmarks/studies/inner_mc.py --quick                       # tiny sizes: checks that it runs
+
+Quoted in: the project README (Performance table: "SAM SDE inner Monte Carlo", "closed-form SAM moments", "SAM SDE
+step cost vs K"; the closed-form moments paragraph).  No claim row: it is outside the default DAG.
 
 The SAM SDE (``SDEModel(task, noise, eta, rho, 'sam', mode='first_order', inner_samples=K,
 sam_moments='monte_carlo')``) needs E[u] and C = Cov(Z, u), u = (g + Z)/|g + Z|, Z ~ N(0, sigma^2 I), which it
@@ -35,32 +40,26 @@ Settings: isotropic noise sigma = 0.5, eta = 0.05, rho = 0.5 sqrt(eta)
    each block) of the SAM SDE for each K and of the USAM SDE (no inner Monte Carlo) as the K-free reference;
    quadratic M = 1000, 20 steps per block; breast_cancer M = 1000, 1 step per block; one warm-up step, then
    ``repeats`` (5) blocks interleaved across the configurations so a burst of outside load hits them alike.
-   ``foreign_load``: CPU (in cores) used by other processes during each configuration's timed blocks (NaN if they
-   total < 0.5 s); above ~0.2 cores the timings are disturbed (see benchmarks/README.md).
-
-Output: a tidy long CSV with columns ``benchmark, task, dim, n_paths, variant, metric, unit, repeat, value, note``
-(benchmark = 'inner_mc', variant 'K=16' etc., 'usam' for the K-free reference, 'fit' for slopes; metrics
-seconds_per_step (one row per repeat), relative_drift_error, relative_drift_correction_error,
-relative_diffusion_error, relative_diffusion_correction_error, *_loglog_slope, weak_mean_observable,
-weak_se_observable, weak_difference_vs_K256, weak_difference_se, foreign_load) and a summary on stdout.
+   Also ``ratio_to_usam_sde``.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
+import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import pandas as pd
 import torch
-from _machine import CpuMeter, use_threads  # benchmarks/ is on sys.path when run as a script
 
-from samsde import SDEModel, SDERunner, make_generator, make_noise, make_task, simulate
-from samsde.algorithms import SAM, USAM
-from samsde.simulate import OBSERVABLES
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import Rows, median, parser, time_interleaved  # noqa: E402
+
+from samsde import OBSERVABLES, SDEModel, SDERunner, make_generator, make_noise, make_task, simulate  # noqa: E402
+
+SAM, USAM = "sam", "usam"
 
 ETA = 0.05
 RHO = 0.5 * math.sqrt(ETA)
@@ -69,7 +68,6 @@ SEED = 0
 THREADS = 2
 KS = (2, 4, 8, 16, 32, 64, 128, 256)
 BENCHMARK = "inner_mc"
-COLUMNS = ["benchmark", "task", "dim", "n_paths", "variant", "metric", "unit", "repeat", "value", "note"]
 TASKS: dict[str, dict] = {"quadratic": {"dim": 10, "seed": 0}, "breast_cancer": {}}
 SPREAD = {"quadratic": 0.5, "breast_cancer": 0.1}  # s in x_i = x_0 + s xi_i
 ERRORS = (
@@ -101,23 +99,23 @@ FULL = Sizes(
     repeats=5,
 )
 QUICK = Sizes(
-    accuracy_points={"quadratic": 500, "breast_cancer": 50},
-    k_ref=2048,
-    weak_paths=1000,
-    weak_steps=5,
-    cost_paths={"quadratic": 200, "breast_cancer": 100},
-    cost_steps={"quadratic": 5, "breast_cancer": 1},
-    repeats=3,
+    accuracy_points={"quadratic": 20, "breast_cancer": 4},
+    k_ref=256,
+    weak_paths=20,
+    weak_steps=2,
+    cost_paths={"quadratic": 10, "breast_cancer": 4},
+    cost_steps={"quadratic": 2, "breast_cancer": 1},
+    repeats=2,
 )
 
 
 def sam_model(task, noise, k: int | None, *keys) -> SDEModel:
     """The SAM SDE with an inner Monte Carlo of K = k draws, or (k None) with its closed-form moments."""
     if k is None:
-        return SDEModel(task, noise, ETA, RHO, SAM.name, mode="first_order", sam_moments="closed_form")
+        return SDEModel(task, noise, ETA, RHO, SAM, mode="first_order", sam_moments="closed_form")
     gen = make_generator(SEED, "bench_inner_mc", task.name, *keys, k, "inner")
     return SDEModel(
-        task, noise, ETA, RHO, SAM.name, mode="first_order", inner_samples=k, generator=gen, sam_moments="monte_carlo"
+        task, noise, ETA, RHO, SAM, mode="first_order", inner_samples=k, generator=gen, sam_moments="monte_carlo"
     )
 
 
@@ -164,7 +162,7 @@ def loglog_slope(ks, errs) -> float:
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum((a - mx) ** 2 for a in lx)
 
 
-def accuracy(task_name: str, sizes: Sizes, rows: list[dict]) -> dict:
+def accuracy(task_name: str, sizes: Sizes, rows: list[dict]) -> None:
     task = make_task(task_name, **TASKS[task_name])
     noise = make_noise("isotropic", task, sigma=SIGMA)
     m, d = sizes.accuracy_points[task_name], task.dim
@@ -172,9 +170,7 @@ def accuracy(task_name: str, sizes: Sizes, rows: list[dict]) -> dict:
     x0 = task.initial_point(make_generator(SEED, "bench_inner_mc", task_name, "x0"))
     x = x0 + SPREAD[task_name] * torch.randn(m, d, generator=gen, dtype=torch.float64)
     dw = math.sqrt(ETA) * torch.randn(m, d, generator=gen, dtype=torch.float64)
-    start = time.perf_counter()
     b_ref, bdw_ref = reference(task, noise, x, dw, sizes.k_ref)
-    ref_seconds = time.perf_counter() - start
     g = task.grad(x)
     scales = {
         "relative_drift_error": rms(b_ref),
@@ -201,58 +197,26 @@ def accuracy(task_name: str, sizes: Sizes, rows: list[dict]) -> dict:
             what = f"b_{sub} - b_ref" if "drift" in e else f"B_{sub} dW - B_ref dW"
             note = f"RMS over points of |{what}| / {denominators[e]}; K_ref = {sizes.k_ref}, spread {SPREAD[task_name]}"
             rows.append({**base, "variant": variant, "metric": e, "value": value, "note": note})
-    errs = {e: [found[f"K={k}"][e] for k in KS] for e in ERRORS}
-    closed = found[CLOSED]
-    slopes = {}
     for e in ERRORS:
-        slopes[e] = loglog_slope(KS, errs[e])
         note = f"least-squares slope of log error vs log K over K = {KS[0]}..{KS[-1]} (expected -0.5)"
-        rows.append(
-            {
-                **base,
-                "variant": "fit",
-                "metric": f"{e.removeprefix('relative_')}_loglog_slope",
-                "value": slopes[e],
-                "note": note,
-            }
-        )
-    return {
-        "task": task_name,
-        "dim": d,
-        "points": m,
-        "errs": errs,
-        "slopes": slopes,
-        "closed": closed,
-        "scales": scales,
-        "ref_seconds": ref_seconds,
-    }
+        slope = loglog_slope(KS, [found[f"K={k}"][e] for k in KS])
+        rows.append({**base, "variant": "fit", "metric": f"{e.removeprefix('relative_')}_loglog_slope",
+                     "value": slope, "note": note})  # fmt: skip
 
 
-def weak_effect(sizes: Sizes, rows: list[dict]) -> dict:
+def weak_effect(sizes: Sizes, rows: list[dict]) -> None:
     task = make_task("quadratic", **TASKS["quadratic"])
     noise = make_noise("isotropic", task, sigma=SIGMA)
     x0 = task.initial_point(make_generator(SEED, "bench_inner_mc", "quadratic", "x0"))
     runners = [SDERunner(sam_model(task, noise, k, "weak"), name=f"K={k}") for k in KS]
     runners.append(SDERunner(sam_model(task, noise, None), name=CLOSED))
     m, n = sizes.weak_paths, sizes.weak_steps
-    start = time.perf_counter()
-    res = simulate(
-        task,
-        runners,
-        x0,
-        m,
-        n,
-        1,
-        SEED,
-        stream=("bench_inner_mc", "weak"),
-        observables={"g": OBSERVABLES["grad_norm_plus_norm"]},
-    )
-    seconds = time.perf_counter() - start
+    res = simulate(task, runners, x0, m, n, 1, SEED, stream=("bench_inner_mc", "weak"),
+                   observables={"g": OBSERVABLES["grad_norm_plus_norm"]})  # fmt: skip
     final = {r.name: res.values[r.name]["g"][-1] for r in runners}
     top = final[f"K={KS[-1]}"]
     base = {"benchmark": BENCHMARK, "task": "quadratic", "dim": task.dim, "n_paths": m, "unit": "-", "repeat": 0}
     what = f"g(X_T) = |grad f| + |x| at T = {n * ETA:g} ({n} EM steps of dt = eta, shared Brownian paths)"
-    out = {"paths": m, "steps": n, "seconds": seconds, "mean": {}, "se": {}, "diff": {}, "diff_se": {}}
     for k in (*KS, CLOSED):
         name = k if k == CLOSED else f"K={k}"
         v = final[name]
@@ -265,150 +229,54 @@ def weak_effect(sizes: Sizes, rows: list[dict]) -> dict:
         }
         for metric, (value, note) in vals.items():
             rows.append({**base, "variant": name, "metric": metric, "value": value, "note": note})
-        out["mean"][k], out["se"][k] = vals["weak_mean_observable"][0], vals["weak_se_observable"][0]
-        out["diff"][k], out["diff_se"][k] = vals["weak_difference_vs_K256"][0], vals["weak_difference_se"][0]
-    return out
 
 
-class CostJob:
-    def __init__(self, variant: str, model: SDEModel, x0: torch.Tensor, increments: torch.Tensor):
-        self.variant, self.runner, self.x0, self.increments = variant, SDERunner(model), x0, increments
-        self.seconds: list[float] = []
-        self.meter = CpuMeter()
-
-    def block(self) -> None:
-        with self.meter:
-            start = time.perf_counter()
-            x = self.runner.advance(self.x0, self.increments, ETA)
-            self.seconds.append((time.perf_counter() - start) / self.increments.shape[0])
-        if not torch.isfinite(x).all():
-            raise RuntimeError(f"{self.variant}: non-finite state")
-
-
-def cost(task_name: str, sizes: Sizes, rows: list[dict]) -> dict:
+def cost(task_name: str, sizes: Sizes, rows: list[dict]) -> None:
     task = make_task(task_name, **TASKS[task_name])
     noise = make_noise("isotropic", task, sigma=SIGMA)
     m, n, d = sizes.cost_paths[task_name], sizes.cost_steps[task_name], task.dim
     x0 = task.initial_point(make_generator(SEED, "bench_inner_mc", task_name, "x0")).expand(m, d).clone()
     gen = make_generator(SEED, "bench_inner_mc", task_name, "cost", "brownian")
     increments = math.sqrt(ETA) * torch.randn(n, m, d, generator=gen, dtype=torch.float64)
-    jobs = [CostJob(USAM.name, SDEModel(task, noise, ETA, RHO, USAM.name, mode="first_order"), x0, increments)]
-    jobs += [CostJob(f"K={k}", sam_model(task, noise, k, "cost"), x0, increments) for k in KS]
-    jobs.append(CostJob(CLOSED, sam_model(task, noise, None), x0, increments))
-    for job in jobs:  # warm-up: one step each
-        job.runner.advance(job.x0, increments[:1], ETA)
-    start = time.perf_counter()
-    for _ in range(sizes.repeats):
-        for job in jobs:
-            job.block()
-    seconds = time.perf_counter() - start
+    models = {USAM: SDEModel(task, noise, ETA, RHO, USAM, mode="first_order")}
+    models |= {f"K={k}": sam_model(task, noise, k, "cost") for k in KS} | {CLOSED: sam_model(task, noise, None)}
+    runners = {variant: SDERunner(model) for variant, model in models.items()}
+    for run in runners.values():  # warm-up: one step each
+        run.advance(x0, increments[:1], ETA)
+    jobs = {variant: lambda run=run: run.advance(x0, increments, ETA) for variant, run in runners.items()}
+    times, loads, _ = time_interleaved(jobs, sizes.repeats, warm=False)
     base = {"benchmark": BENCHMARK, "task": task_name, "dim": d, "n_paths": m}
-    out = {"task": task_name, "paths": m, "steps": n, "median": {}, "load": {}, "seconds": seconds}
-    threads = torch.get_num_threads()
-    for job in jobs:
-        what = {USAM.name: "USAM SDE (no inner Monte Carlo)", CLOSED: "SAM SDE, closed-form moments"}.get(
-            job.variant, f"SAM SDE, inner_samples {job.variant}"
-        )
-        for r, s in enumerate(job.seconds):
-            rows.append(
-                {
-                    **base,
-                    "variant": job.variant,
-                    "metric": "seconds_per_step",
-                    "unit": "s",
-                    "repeat": r,
-                    "value": s,
-                    "note": f"{what}, first_order; wall time of {n} EM steps / {n}; torch threads = {threads}",
-                }
-            )
-        load = job.meter.cores if job.meter.wall >= 0.5 else math.nan
-        rows.append(
-            {
-                **base,
-                "variant": job.variant,
-                "metric": "foreign_load",
-                "unit": "cores",
-                "repeat": 0,
-                "value": load,
-                "note": f"CPU of other processes over {job.meter.wall:.1f} s timed",
-            }
-        )
-        out["median"][job.variant] = statistics.median(job.seconds)
-        out["load"][job.variant] = load
-    return out
+    for variant, secs in times.items():
+        note = f"wall time of {n} EM steps / {n}, restarted from x0"
+        rows += [{**base, "variant": variant, "metric": "seconds_per_step", "unit": "s", "repeat": r, "value": t / n,
+                  "note": note} for r, t in enumerate(secs)]  # fmt: skip
+        rows.append({**base, "variant": variant, "metric": "foreign_load", "unit": "cores", "repeat": 0,
+                     "value": loads[variant], "note": ""})  # fmt: skip
+        if variant != USAM:
+            rows.append({**base, "variant": variant, "metric": "ratio_to_usam_sde", "unit": "x", "repeat": -1,
+                         "value": median(secs) / median(times[USAM]), "note": "medians"})  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, whole run well under a minute")
-    parser.add_argument("--threads", type=int, default=THREADS, help="torch.set_num_threads (default 2)")
-    parser.add_argument("--skip-weak", action="store_true", help="omit the weak-effect simulation")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/inner_mc.csv"), help="CSV to write")
-    args = parser.parse_args()
+    p = parser(__doc__, "inner_mc.csv")
+    p.add_argument("--skip-weak", action="store_true", help="omit the weak-effect simulation")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
     sizes = QUICK if args.quick else FULL
-    print(use_threads(args.threads))
-    print(f"SAM SDE (first_order), isotropic sigma = {SIGMA}, eta = {ETA}, rho = 0.5 sqrt(eta) = {RHO:.4f}; K in {KS}")
     wall = time.perf_counter()
     rows: list[dict] = []
-    acc = []
     for task_name in TASKS:
-        acc.append(accuracy(task_name, sizes, rows))
+        accuracy(task_name, sizes, rows)
         print(f"  accuracy {task_name}: done ({time.perf_counter() - wall:.0f} s)", flush=True)
-    weak = None
     if not args.skip_weak:
-        weak = weak_effect(sizes, rows)
+        weak_effect(sizes, rows)
         print(f"  weak effect: done ({time.perf_counter() - wall:.0f} s)", flush=True)
-    costs = []
     for task_name in TASKS:
-        costs.append(cost(task_name, sizes, rows))
+        cost(task_name, sizes, rows)
         print(f"  cost {task_name}: done ({time.perf_counter() - wall:.0f} s)", flush=True)
-    elapsed = time.perf_counter() - wall
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=COLUMNS).to_csv(args.out, index=False)
-
-    for a, c in zip(acc, costs, strict=True):
-        print(
-            f"\n{a['task']} (d = {a['dim']}): accuracy at {a['points']} points (K_ref = {sizes.k_ref}, "
-            f"{a['ref_seconds']:.1f} s); cost at M = {c['paths']} paths, {c['steps']} steps per block"
-        )
-        table = pd.DataFrame(
-            {
-                "K": KS,
-                "drift err": [f"{v:.2e}" for v in a["errs"]["relative_drift_error"]],
-                "drift corr err": [f"{v:.2e}" for v in a["errs"]["relative_drift_correction_error"]],
-                "diff err": [f"{v:.2e}" for v in a["errs"]["relative_diffusion_error"]],
-                "diff corr err": [f"{v:.2e}" for v in a["errs"]["relative_diffusion_correction_error"]],
-                "s/step": [f"{c['median'][f'K={k}']:.3g}" for k in KS],
-                "x usam": [f"{c['median'][f'K={k}'] / c['median'][USAM.name]:.1f}" for k in KS],
-                "load": [f"{c['load'][f'K={k}']:.2f}" for k in KS],
-            }
-        )
-        print(table.to_string(index=False))
-        print(
-            "  log-log slopes: "
-            + ", ".join(f"{e.removeprefix('relative_')} {s:+.3f}" for e, s in a["slopes"].items())
-            + f"; USAM SDE {c['median'][USAM.name]:.3g} s/step (load {c['load'][USAM.name]:.2f})"
-        )
-        print(
-            "  closed form vs the K_ref reference (the reference's own Monte Carlo error): "
-            + ", ".join(f"{e.removeprefix('relative_')} {v:.2e}" for e, v in a["closed"].items())
-            + f"; {c['median'][CLOSED]:.3g} s/step = {c['median'][CLOSED] / c['median'][USAM.name]:.2f} x usam"
-        )
-    if weak is not None:
-        print(
-            f"\nweak effect (quadratic, M = {weak['paths']}, {weak['steps']} steps, {weak['seconds']:.0f} s): "
-            f"E g(X_T) and the paired difference to K = {KS[-1]} on the same Brownian paths"
-        )
-        for k in (*KS, CLOSED):
-            d, se = weak["diff"][k], weak["diff_se"][k]
-            z = d / se if se > 0 else 0.0
-            label = f"K = {k:>3}" if k != CLOSED else "closed"
-            print(f"  {label}: {weak['mean'][k]:.4f} +- {weak['se'][k]:.4f};  diff {d:+.2e} +- {se:.1e} ({z:+.1f} SE)")
-    loads = [v for c in costs for v in c["load"].values() if not math.isnan(v)]
-    if loads and max(loads) > 0.2:
-        print(f"\nWARNING: other processes used up to {max(loads):.2f} cores during timing; the times are disturbed")
-    print(f"\nwrote {args.out}; wall time {elapsed:.0f} s")
+    out = Rows(BENCHMARK)
+    out.rows = rows
+    out.write(args.out)
 
 
 if __name__ == "__main__":
