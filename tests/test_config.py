@@ -316,6 +316,18 @@ BAD = {
     ),
     "valley ends swapped": (setitem("lecture.bouncing.valley.a_min", 5.0), ["lecture.bouncing.valley.a_min", "5.0"]),
     "diverging valley": (setitem("lecture.bouncing.valley.eta", 0.5), ["lecture.bouncing.valley.eta", "0.5"]),
+    "full-batch checkpoints not ending at n_steps": (
+        setitem("lecture.full_batch_sharpness.checkpoints", [0, 50, 100]),
+        ["lecture.full_batch_sharpness.checkpoints", "[0, 50, 100]", "n_steps 200"],
+    ),
+    "full-batch checkpoints out of order": (
+        setitem("lecture.full_batch_sharpness.checkpoints", [0, 100, 50, 200]),
+        ["lecture.full_batch_sharpness.checkpoints", "[0, 100, 50, 200]"],
+    ),
+    "full-batch alignment windows overlap": (
+        setitem("lecture.full_batch_sharpness.compare", 4),
+        ["lecture.full_batch_sharpness.compare", "4", "overlap"],
+    ),
     "valley records sparser than the run": (
         setitem("lecture.bouncing.valley.record_every", 4000),
         ["lecture.bouncing.valley.record_every", "4000"],
