@@ -160,7 +160,8 @@ def synthetic(lam_sam: float, align_first: float = 0.2, align_last: float = 0.8,
 
 def final_of(checkpoints: pd.DataFrame) -> pd.DataFrame:
     last = checkpoints[checkpoints.step == checkpoints.step.max()]
-    return last.assign(diverged=~last.finite)[["seed", "method", "lambda_max", "alignment", "objective", "diverged"]]
+    columns = ["seed", "method", "lambda_max", "alignment", "objective", "cross_entropy", "diverged"]
+    return last.assign(diverged=~last.finite)[columns]
 
 
 SYNTHETIC = SETTINGS | {"n_steps": 20, "checkpoints": [0, 10, 20], "compare": 1}
