@@ -13,7 +13,10 @@ from dataclasses import dataclass
 @dataclass
 class Claim:
     claim_id: str
-    source: str  # "paper", "lecture", "reconstructed" or "control"
+    # "paper", "lecture", "reconstructed" ("reconstructed illustration" for flat_minima's), "control", or "own": a
+    # check of the project's that tests no statement of the paper or the lecture (kept in the table with its numbers;
+    # its note says why it is the project's own)
+    source: str
     figure: str
     claim: str
     quantity: str

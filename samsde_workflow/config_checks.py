@@ -233,7 +233,22 @@ def _lecture(lecture: dict) -> list[str]:
             f"config key lecture.hessian_spectrum.top_k: {hs['top_k']} is more than the {hs['topk_iters']} Ritz "
             "values of topk_iters Lanczos steps"
         )
-    return errors + _bouncing(lecture["bouncing"])
+    return errors + _full_batch(lecture["full_batch_sharpness"]) + _bouncing(lecture["bouncing"])
+
+
+def _full_batch(fb: dict) -> list[str]:
+    points, errors = fb["checkpoints"], []
+    if points != sorted(points) or points[-1] != fb["n_steps"]:
+        errors.append(
+            f"config key lecture.full_batch_sharpness.checkpoints: {points} must increase and end at n_steps "
+            f"{fb['n_steps']}"
+        )
+    if 2 * fb["compare"] > len(points):
+        errors.append(
+            f"config key lecture.full_batch_sharpness.compare: {fb['compare']} first and {fb['compare']} last of "
+            f"{len(points)} checkpoints overlap"
+        )
+    return errors
 
 
 def _n_parameters(dataset: str, hidden: list[int]) -> int:

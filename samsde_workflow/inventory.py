@@ -20,6 +20,7 @@ FIGURES = {
     "lr_scaling": "Lecture: SAM background",
     "sam_vs_sgd": "Lecture: SAM background",
     "hessian_spectrum": "Lecture: SAM background",
+    "full_batch_sharpness": "Lecture: SAM background",
     "bouncing": "Lecture: SAM background",
 }
 
@@ -29,7 +30,15 @@ STAGE_FIGURES = {
     "weak_error_minibatch": ["weak_error_minibatch"],
     "svag": ["svag_convergence", "svag_scale"],
     "insights": ["quadratic_stationary", "saddle", "hessian_trace", "flat_minima"],
-    "lecture": ["sharpness_sb_lb", "interpolation", "lr_scaling", "sam_vs_sgd", "hessian_spectrum", "bouncing"],
+    "lecture": [
+        "sharpness_sb_lb",
+        "interpolation",
+        "lr_scaling",
+        "sam_vs_sgd",
+        "hessian_spectrum",
+        "full_batch_sharpness",
+        "bouncing",
+    ],
 }
 #: figure id -> its stage
 FIGURE_STAGE = {fig: stage for stage, figs in STAGE_FIGURES.items() for fig in figs}
@@ -38,7 +47,8 @@ assert list(FIGURE_STAGE) == list(FIGURES), "every figure belongs to one stage, 
 #: each analysis rule writes results/claims/<fragment>.csv; the claims rule concatenates them
 CLAIM_FRAGMENTS = ["weak_error", "weak_error_minibatch", "svag_convergence", "svag_scale", "quadratic_stationary"]
 CLAIM_FRAGMENTS += ["saddle", "hessian_trace", "flat_minima"]
-CLAIM_FRAGMENTS += ["sharpness_sb_lb", "interpolation", "lr_scaling", "sam_vs_sgd", "hessian_spectrum", "bouncing"]
+CLAIM_FRAGMENTS += ["sharpness_sb_lb", "interpolation", "lr_scaling", "sam_vs_sgd", "hessian_spectrum"]
+CLAIM_FRAGMENTS += ["full_batch_sharpness", "bouncing"]
 #: claim fragment -> its stage (a weak-error stage's fragment is named after it; the others after their figure)
 FRAGMENT_STAGE = {fragment: FIGURE_STAGE.get(fragment, fragment) for fragment in CLAIM_FRAGMENTS}
 

@@ -1,4 +1,5 @@
-"""Panels of the lecture's figures (sharpness_sb_lb, lr_scaling, sam_vs_sgd, hessian_spectrum, bouncing).
+"""Panels of the lecture's figures (sharpness_sb_lb, lr_scaling, sam_vs_sgd, hessian_spectrum, full_batch_sharpness,
+bouncing).
 
 Every interval is the 95% Student-t interval over seeds of :func:`samsde.lecture.mean_ci`; a "wide" table has one
 row per seed and one column per arm (regime or method).
@@ -333,3 +334,45 @@ def valley_band_panel(ax, valley: pd.DataFrame, column: str, ylabel: str) -> Non
     ax.set_ylabel(ylabel)
     ax.set_title(f"mean and min-max band over {valley.seed.nunique()} starts", fontsize=9)
     ax.legend(fontsize=7)
+
+
+# ---------------------------------------------------------------------------
+# full_batch_sharpness
+# ---------------------------------------------------------------------------
+
+
+def checkpoint_panel(ax, checkpoints: pd.DataFrame, column: str, ylabel: str, title: str) -> None:
+    """``column`` against the step per method (SAM, GD): every finite run thin, the mean over the finite runs
+    thick; a run that turned non-finite is marked x at the top of the axis from its first non-finite checkpoint."""
+    top = np.nanmax(checkpoints[column].to_numpy()) if checkpoints[column].notna().any() else 1.0
+    for name, (label, color) in valley_styles().items():
+        runs = checkpoints[checkpoints.method == name]
+        wide = runs.pivot(index="step", columns="seed", values=column)
+        ax.plot(wide.index, wide.to_numpy(), "-", color=color, lw=0.6, alpha=0.35)
+        if wide.notna().any().any():
+            ax.plot(wide.index, wide.mean(axis=1, skipna=True), "-o", color=color, lw=2, ms=4, label=label)
+        bad = runs[~runs.finite].groupby("seed").step.min()
+        if len(bad):
+            ax.plot(bad.to_numpy(), np.full(len(bad), 1.05 * top), "x", color=color, ms=8,
+                    label=f"{label}: {len(bad)} diverged")  # fmt: skip
+    ax.set_xlabel("step k (full batch)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def final_lambda_panel(ax, final: pd.DataFrame) -> None:
+    """Final lambda_max of GD and SAM, paired by seed (mean, 95% interval and each seed's line) over the seeds where
+    both runs are finite; the number of diverged runs in the title."""
+    styles = valley_styles()
+    wide = final.pivot(index="seed", columns="method", values="lambda_max").dropna()
+    diverged = int(final.diverged.sum())
+    if len(wide) >= 2:
+        ci_bars(ax, wide, {name: color for name, (_, color) in styles.items()}, [lab for lab, _ in styles.values()])
+    else:  # too few finite pairs for an interval: the values that exist
+        for i, name in enumerate(styles):
+            values = final[(final.method == name) & ~final.diverged].lambda_max
+            ax.plot(np.full(len(values), i), values, "o", color=styles[name][1])
+        ax.set_xticks(range(len(styles)), [lab for lab, _ in styles.values()])
+    ax.set_ylabel("lambda_max at the last step")
+    ax.set_title(f"final lambda_max, {len(wide)} finite pairs ({diverged} runs diverged); 95% CI", fontsize=9)

@@ -355,6 +355,18 @@ BAD = {
         ),  # fmt: skip
         ["lecture.hessian_spectrum.top_k", "651", "650 parameters"],
     ),
+    "full-batch checkpoints not ending at n_steps": (
+        setitem("lecture.full_batch_sharpness.checkpoints", [0, 50, 100]),
+        ["lecture.full_batch_sharpness.checkpoints", "[0, 50, 100]", "n_steps 200"],
+    ),
+    "full-batch checkpoints out of order": (
+        setitem("lecture.full_batch_sharpness.checkpoints", [0, 100, 50, 200]),
+        ["lecture.full_batch_sharpness.checkpoints", "[0, 100, 50, 200]"],
+    ),
+    "full-batch alignment windows overlap": (
+        setitem("lecture.full_batch_sharpness.compare", 4),
+        ["lecture.full_batch_sharpness.compare", "4", "overlap"],
+    ),
     "valley records sparser than the run": (
         setitem("lecture.bouncing.valley.record_every", 4000),
         ["lecture.bouncing.valley.record_every", "4000"],

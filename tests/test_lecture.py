@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -315,3 +316,44 @@ def test_bouncing_experiment_tables_and_claims():
         "valley_gd_control",
     ]
     assert all(c.passed for c in claims), [(c.claim_id, c.value) for c in claims]
+
+
+def test_each_lecture_claim_names_its_statement_or_is_the_projects_own():
+    """hessian_spectrum: only SAM's trace row tests a lecture statement (Wen et al., stochastic SAM minimizes the
+    trace); the lambda_max rows and USAM's trace row are the project's own and say why.  sam_vs_sgd: only SAM on the
+    true labels is the lecture's (Foret et al.'s CIFAR table)."""
+    from samsde.experiments.lecture import hessian_spectrum, sam_vs_sgd
+
+    rows = [
+        {"seed": s, "method": m, "lambda_max": lam + 0.01 * s, "trace": tr + 0.1 * s, "trace_se": 0.1}
+        for s in range(4)
+        for m, lam, tr in (("sgd", 0.04, 5.0), ("sam", 0.02, 3.0), ("usam", 0.05, 4.0))
+    ]
+    claims = {c.claim_id.rsplit(".", 1)[1]: c for c in hessian_spectrum.claims({"sharpness": pd.DataFrame(rows)}, {})}
+    assert set(claims) == {f"{m}_smaller_{q}" for m in ("sam", "usam") for q in ("lambda_max", "trace")}
+    assert claims["sam_smaller_trace"].source == "lecture"
+    assert claims["sam_smaller_trace"].claim.startswith("lecture (Wen et al.): stochastic SAM minimizes the trace")
+    for name in ("sam_smaller_lambda_max", "usam_smaller_lambda_max", "usam_smaller_trace"):
+        assert claims[name].source == "own" and "the project's own check" in claims[name].note, name
+    assert "full-batch SAM" in claims["sam_smaller_lambda_max"].note
+    # the rows keep their numbers and their verdicts: USAM's lambda_max is larger here, and its row fails
+    assert (
+        claims["usam_smaller_lambda_max"].value == pytest.approx(0.01) and not claims["usam_smaller_lambda_max"].passed
+    )
+
+    runs = pd.DataFrame(
+        [
+            {"label_noise": share, "seed": s, "method": m, "rho": 0.1, "test_error_pct": err + s}
+            for share in (0.0, 0.2)
+            for s in range(4)
+            for m, err in (("sgd", 3.0), ("sam", 2.0), ("usam", 2.5))
+        ]
+    )
+    settings = {"methods": ["sgd", "sam", "usam"], "lr": 0.05, "momentum": 0.9, "batch_size": 32, "epochs": 1}
+    sources = {c.claim_id: c.source for c in sam_vs_sgd.claims({"runs": runs}, settings | {"n_seeds": 4})}
+    assert sources == {
+        "lecture.sam_vs_sgd.sam_beats_sgd": "lecture",
+        "lecture.sam_vs_sgd.usam_beats_sgd": "own",
+        "lecture.sam_vs_sgd.label_noise_20.sam_beats_sgd": "own",
+        "lecture.sam_vs_sgd.label_noise_20.usam_beats_sgd": "own",
+    }

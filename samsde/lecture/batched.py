@@ -12,6 +12,10 @@ has the seeds' own gradients as its gradient (the seeds never interact).  The up
 
 so a batched run equals the S one-seed runs to rounding (``tests/test_lecture_batched.py``).  ``rho`` may differ
 per seed (a rho sweep is one batched model too).
+
+:func:`full_batch_steps` is the deterministic variant: full-batch SAM (rho_s > 0) or gradient descent (rho_s = 0) on
+the objective L_s(w) = mean cross-entropy + (l2 / 2) |w_s|^2, the L2 term inside the loss, so SAM's ascent direction
+is the gradient of the whole objective (as for :func:`samsde.algorithms.discrete_step` on a task with L2).
 """
 
 from __future__ import annotations
@@ -168,6 +172,44 @@ def train_seeds(
         if bad:
             raise FloatingPointError(f"training diverged for members {bad} after {steps} updates ({label}, lr={lr})")
     return [TrainResult(steps, epoch, False, loss[i].item()) for i in range(s)]
+
+
+def objective(stack: SeedStack, x: Tensor, y: Tensor, l2: float) -> Tensor:
+    """Per seed (S,): mean cross-entropy on shared data plus ``(l2 / 2) |w_s|^2`` over all of seed s's parameters."""
+    squares = torch.stack([p.reshape(p.shape[0], -1).square().sum(1) for p in stack.params]).sum(0)
+    return stack.losses(x, y) + 0.5 * l2 * squares
+
+
+def _objective_grads(stack: SeedStack, x: Tensor, y: Tensor, l2: float) -> list[Tensor]:
+    params = [p.detach().requires_grad_(True) for p in stack.params]
+    stack._set(params)
+    with torch.enable_grad():
+        grads = torch.autograd.grad(objective(stack, x, y, l2).sum(), params)
+    stack._set([p.detach() for p in params])
+    return list(grads)
+
+
+def full_batch_steps(
+    stack: SeedStack, x: Tensor, y: Tensor, *, lr: float, rho: float | Sequence[float], l2: float, n_steps: int
+) -> None:
+    """``n_steps`` full-batch updates of every member in place: g = grad L_s(w) (:func:`objective`), then
+    SAM ``w <- w - lr grad L_s(w + rho_s g / |g|_s)`` where rho_s > 0 (e = 0 where g = 0), gradient descent
+    ``w <- w - lr g`` where rho_s = 0.  Deterministic; a member that diverges turns non-finite without touching the
+    others (the seeds never interact), so the caller records it."""
+    s = stack.n_seeds
+    rho = _per_seed(rho, s, x)
+    sam = rho > 0
+    for _ in range(n_steps):
+        grads = _objective_grads(stack, x, y, l2)
+        if bool(sam.any()):
+            saved = stack.params
+            norms = torch.stack([g.reshape(s, -1).norm(dim=1) for g in grads]).norm(dim=0)
+            scale = torch.where(sam & (norms > 0), rho / torch.where(norms > 0, norms, 1.0), 0.0)
+            stack._set([p + scale.view(-1, *[1] * (p.dim() - 1)) * g for p, g in zip(saved, grads, strict=True)])
+            ascent = _objective_grads(stack, x, y, l2)
+            stack._set(saved)
+            grads = [torch.where(sam.view(-1, *[1] * (g.dim() - 1)), a, g) for a, g in zip(ascent, grads, strict=True)]
+        stack._set([p - lr * g for p, g in zip(stack.params, grads, strict=True)])
 
 
 def _perturbed_grads(stack: SeedStack, grads, xb, yb, rho: Tensor, normalized: Tensor) -> list[Tensor]:

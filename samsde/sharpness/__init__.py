@@ -23,6 +23,8 @@ number of parameters):
   ``max_{||e|| <= rho} L(theta + e) - L(theta)``.
 * :func:`ascent_direction_sharpness`:
   ``L(theta + rho g / ||g||) - L(theta)`` with ``g = grad L(theta)``.
+* :func:`ascent_alignment`: ``|cos|`` between SAM's ascent direction ``g / ||g||``
+  and a given direction (e.g. the top eigenvector from :func:`lambda_max`).
 * :func:`average_direction_sharpness`:
   ``E_{e ~ N(0, rho^2 I / d)} L(theta + e) - L(theta)``.
 * :func:`keskar_sharpness`: the worst-direction sharpness normalised by
@@ -51,6 +53,7 @@ from samsde.sharpness.curvature import (
 )
 from samsde.sharpness.flat import flat_loss_fn, get_flat_params, set_flat_params
 from samsde.sharpness.perturbation import (
+    ascent_alignment,
     ascent_direction_sharpness,
     average_direction_sharpness,
     interpolation_losses,
@@ -64,6 +67,7 @@ __all__ = [
     "Estimate",
     "LossClosure",
     "SpectralDensity",
+    "ascent_alignment",
     "ascent_direction_sharpness",
     "average_direction_sharpness",
     "flat_loss_fn",

@@ -1,5 +1,5 @@
 """Sharpness from loss values at perturbed points: worst, ascent and average direction, Keskar's epsilon-sharpness,
-and the loss along the line through two points."""
+and the loss along the line through two points; the alignment of SAM's ascent direction with a given direction."""
 
 from __future__ import annotations
 
@@ -119,6 +119,21 @@ def ascent_direction_sharpness(loss: LossClosure, theta: Tensor, rho: float) -> 
     if g_norm == 0.0:
         return 0.0
     return _value(loss, theta + g * (rho / g_norm)) - f0
+
+
+def ascent_alignment(loss: LossClosure, theta: Tensor, direction: Tensor) -> float:
+    """``|cos|`` between SAM's ascent direction ``g / ||g||`` (``g = grad L(theta)``) and ``direction``:
+    ``|g . v| / (||g|| ||v||)``, in ``[0, 1]`` (1: the ascent moves along ``v`` only).  With ``v`` the top Hessian
+    eigenvector (:func:`samsde.sharpness.lambda_max`) it measures how much of SAM's perturbation points across
+    the sharpest direction; on a quadratic ``L = theta^T H theta / 2`` it is ``|lam_1 c_1| / ||H theta||`` with
+    ``c_1 = v . theta``.  NaN when ``g = 0`` (SAM has no ascent direction there)."""
+    theta = _check_theta(theta)
+    v = _check_like("direction", direction, theta)
+    _, g = _value_and_grad(loss, theta)
+    scale = (torch.linalg.vector_norm(g) * torch.linalg.vector_norm(v)).item()
+    if scale == 0.0:
+        return math.nan
+    return abs(torch.dot(g, v).item()) / scale
 
 
 def average_direction_sharpness(

@@ -82,6 +82,13 @@ FIGURE_RULES = {
         },
         {},
     ),
+    "full_batch_sharpness": (
+        {
+            "checkpoints": "results/lecture/full_batch_checkpoints.csv",
+            "final": "results/lecture/full_batch_final.csv",
+        },
+        {},
+    ),
     "bouncing": (
         {
             "quadratic": "results/lecture/bouncing_quadratic.csv",

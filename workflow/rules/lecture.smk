@@ -1,7 +1,8 @@
 # Lecture stage (paper-notes section 7): small-scale reconstructions of the lecture's SAM background on scikit-learn's
 # digits with a small MLP, and full-batch SAM on toy landscapes.  Each experiment is one job that writes tidy tables
 # and its claims fragment, and one figure job that only reads the tables.  interpolation and lr_scaling reuse the
-# small- and large-batch solutions of sharpness_sb_lb; hessian_spectrum reuses the solutions of sam_vs_sgd.
+# small- and large-batch solutions of sharpness_sb_lb; hessian_spectrum reuses the solutions of sam_vs_sgd;
+# full_batch_sharpness trains its own full-batch runs.
 
 
 rule lecture_sharpness_sb_lb:
@@ -114,6 +115,25 @@ rule lecture_hessian_spectrum:
         section=lecture_section("sam_vs_sgd", "hessian_spectrum"),
     script:
         "../../scripts/lecture_hessian_spectrum.py"
+
+
+rule lecture_full_batch_sharpness:
+    output:
+        checkpoints="results/lecture/full_batch_checkpoints.csv",
+        final="results/lecture/full_batch_final.csv",
+        claims="results/claims/full_batch_sharpness.csv",
+    log:
+        "logs/lecture/full_batch_sharpness.log",
+    benchmark:
+        benchmark_file("lecture_full_batch_sharpness", stage="lecture")
+    priority: measured_priority("lecture_full_batch_sharpness")
+    conda:
+        "../envs/samsde.yaml"
+    threads: 1
+    params:
+        section=lecture_section("full_batch_sharpness"),
+    script:
+        "../../scripts/lecture_full_batch_sharpness.py"
 
 
 rule lecture_bouncing:

@@ -8,7 +8,10 @@ On the training loss L at each solution theta (H its Hessian, d parameters; all 
     worst-direction       max_{|e| <= rho} L(theta + e) - L(theta)        (projected ascent)
     ascent-direction      L(theta + rho g / |g|) - L(theta)               (SAM's own perturbation)
     average-direction     E_{e ~ N(0, rho_avg^2 I / d)} L(theta + e) - L(theta) ~ rho_avg^2 tr(H) / (2 d)
-Claims: per-seed paired differences method - SGD of lambda_max and of the trace (95% t-intervals).
+Claims: per-seed paired differences method - SGD of lambda_max and of the trace (95% t-intervals).  The solutions
+are of *stochastic* (mini-batch) SAM and USAM, for which the lecture (after Wen et al.) states a smaller trace for
+SAM; its lambda_max statement is for *full-batch* SAM (:mod:`.full_batch_sharpness`), so the lambda_max rows and
+USAM's trace row are the project's own checks (source "own").
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 
 from samsde import sharpness as sh
 from samsde.algorithms import get
+from samsde.algorithms.sam import SAM
 from samsde.claims import Claim
 from samsde.experiments.lecture.common import baseline, logger
 from samsde.lecture import MLP, Dataset, mean_ci, train_loss_closure
@@ -117,8 +121,26 @@ def run(settings: dict, seed: int, data: Dataset, mlp: MLP, params: pd.DataFrame
     return {"sharpness": sharp, "topk": topk, "density": pd.concat(density, ignore_index=True)}
 
 
+def statement(method: str, column: str) -> tuple[str, str, str]:
+    """(source, the lecture statement the row tests as a claim prefix, why a row is the project's own)."""
+    if column == "trace" and method == SAM.name:
+        return "lecture", "lecture (Wen et al.): stochastic SAM minimizes the trace of the Hessian; ", ""
+    if column == "trace":
+        why = (
+            "the lecture's (Wen et al.) trace statement is for SAM; the paper's mini-batch USAM drift penalizes "
+            "tr Sigma, the gradient noise covariance, not tr H"
+        )
+    else:
+        why = (
+            "the lecture (Wen et al.) predicts a smaller lambda_max only for full-batch SAM (rows "
+            "lecture.full_batch_sharpness.*); for stochastic SAM it predicts a smaller trace"
+        )
+    return "own", "", f"; the project's own check: {why}"
+
+
 def claims(tables: dict[str, pd.DataFrame], settings: dict) -> list[Claim]:
-    """Each method with a perturbation has a smaller lambda_max and trace than SGD: paired, 95% CI below 0."""
+    """Each method with a perturbation has a smaller lambda_max and trace than SGD: paired, 95% CI below 0 (the
+    sources: :func:`statement`)."""
     sharp = tables["sharpness"]
     n = sharp.seed.nunique()
     out = []
@@ -135,19 +157,20 @@ def claims(tables: dict[str, pd.DataFrame], settings: dict) -> list[Claim]:
             )
             if column == "trace":
                 note += f"; mean Hutchinson s.e. per solution {sharp.trace_se.mean():.2g}"
+            source, stated, own = statement(method, column)
             out.append(
                 Claim(
                     claim_id=f"lecture.hessian_spectrum.{method}_smaller_{column}",
-                    source="lecture",
+                    source=source,
                     figure="hessian_spectrum",
-                    claim=f"{label}'s solution has a smaller {what} than {base_label}'s",
+                    claim=f"{stated}{label}'s solution has a smaller {what} than {base_label}'s",
                     quantity=f"{what} {label} - {base_label}",
                     value=mean,
                     ci_low=low,
                     ci_high=high,
                     expected="< 0 (95% CI below 0)",
                     passed=bool(high < 0),
-                    note=note,
+                    note=note + own,
                 )
             )
     return out

@@ -71,7 +71,8 @@ def claims(tables: dict[str, pd.DataFrame], settings: dict) -> list[Claim]:
             claim_id="lecture.interpolation.lb_end_sharper",
             source="lecture",
             figure="interpolation",
-            claim="Along the line through the two solutions, the large-batch end is sharper than the small-batch end",
+            claim="lecture (Keskar et al.'s interpolation plot): the large-batch minimum is sharper; along the line "
+            "through the two solutions the curvature at the large-batch end is larger than at the small-batch end",
             quantity="v^T H v / |v|^2 at theta_LB minus at theta_SB, v = theta_LB - theta_SB (training loss)",
             value=mean,
             ci_low=low,

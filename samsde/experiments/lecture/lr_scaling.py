@@ -104,7 +104,8 @@ def claims(tables: dict[str, pd.DataFrame], settings: dict, *, seed: int, large_
             claim_id="lecture.lr_scaling.sqrt_k_closes_gap",
             source="lecture",
             figure="lr_scaling",
-            claim="Large batch with lr * sqrt(k) and the small batch's number of updates closes (most of) the gap",
+            claim="lecture (Hoffer et al.): a large batch with lr * sqrt(k) and the small batch's number of updates "
+            "closes (most of) the generalization gap",
             quantity="share of the test-error gap closed, (err_LB - err_scaled) / (err_LB - err_SB); 95% bootstrap CI",
             value=share,
             ci_low=low,
@@ -117,7 +118,8 @@ def claims(tables: dict[str, pd.DataFrame], settings: dict, *, seed: int, large_
             claim_id="lecture.lr_scaling.sqrt_k_beats_plain_lb",
             source="lecture",
             figure="lr_scaling",
-            claim="The adapted large-batch run has a lower test error than the plain large-batch run",
+            claim="lecture (Hoffer et al.): the adapted large-batch run has a lower test error than the plain "
+            "large-batch run",
             quantity="test error scaled LB - plain LB (percentage points)",
             value=diff,
             ci_low=diff_low,

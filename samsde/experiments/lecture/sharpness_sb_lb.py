@@ -108,21 +108,24 @@ def claims(tables: dict[str, pd.DataFrame], settings: dict) -> list[Claim]:
             "lb_sharper_keskar",
             keskar[keskar.eps0 == eps0],
             "keskar_pct",
-            "The large-batch SGD solution is sharper than the small-batch one (Keskar sharpness)",
+            "lecture (Keskar et al.): large-batch SGD converges to sharper minima; the large-batch solution has a "
+            "larger Keskar sharpness than the small-batch one",
             f"Keskar sharpness LB - SB (%, eps0 = {eps0:g}, L2-ball version)",
         ),
         (
             "lb_sharper_lambda_max",
             runs,
             "lambda_max",
-            "The large-batch SGD solution is sharper than the small-batch one (lambda_max)",
+            "lecture (Keskar et al.): large-batch SGD converges to sharper minima; the large-batch solution has a "
+            "larger lambda_max than the small-batch one",
             "lambda_max(H) LB - SB (training loss)",
         ),
         (
             "lb_generalizes_worse",
             runs,
             "test_error_pct",
-            "The large-batch SGD solution generalizes worse than the small-batch one",
+            "lecture (Keskar et al.): large-batch SGD generalizes worse; the large-batch solution has a higher test "
+            "error than the small-batch one",
             "test error LB - SB (percentage points)",
         ),
     ]
