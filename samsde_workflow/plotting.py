@@ -61,6 +61,15 @@ def finite(values):
     return np.isfinite(pd.to_numeric(values, errors="coerce").astype(float))
 
 
+def slope_text(fits) -> str:
+    """``slope 1.02 [0.95, 1.09]`` from the first row of ``fits`` (slope, ci_low, ci_high), or ``slope n/a`` when
+    there is no row or no finite slope (too few usable points, every run diverged)."""
+    fit = fits.iloc[0] if len(fits) else None
+    if fit is None or not np.isfinite(fit.slope):
+        return "slope n/a"
+    return f"slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
+
+
 def numbers(values, fmt: str = "g") -> str:
     """Sorted distinct numbers as text: ``0.05, 0.1``."""
     return ", ".join(format(v, fmt) for v in sorted(set(values)))

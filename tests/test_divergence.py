@@ -124,6 +124,15 @@ def test_trajectories_mark_diverged_paths(diverged_run):
 
 def test_claims_of_diverged_fits_fail_and_say_why(diverged_run):
     claims = pd.read_csv(diverged_run / "results" / "claims.csv")
-    said = claims[claims.note.fillna("").str.contains("diverged runs present")]
+    note = claims.note.fillna("")
+    said = claims[note.str.contains("diverged runs present")]  # a slope fit with diverged points among its etas
     assert len(said) and not said.passed.any()
     assert {"weak_error", "weak_error_minibatch"} <= set(said.figure), set(said.figure)
+    # a claim at the smallest eta whose rows diverged there names them (its value is then not measured)
+    usam = claims.set_index("claim_id").loc["own_beats_sgd_sde.quadratic.usam.sqrt"]
+    assert not usam.passed and "diverged runs at eta = 0.05 (drift_only, own_sde, sgd_sde)" in usam.note, usam.note
+    # every claim of these stages without a value fails and says why
+    unmeasured = claims[claims.value.isna()]
+    assert len(unmeasured) and not unmeasured.passed.any()
+    why = unmeasured.note.fillna("").str.contains("diverged|not a pass")
+    assert why.all(), unmeasured[~why].claim_id.tolist()

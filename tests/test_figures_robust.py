@@ -241,3 +241,28 @@ def test_flat_minima_figure_with_diverged_paths(empty, tmp_path):
     fig, marks = flat_minima_figure(table, paths, settings)
     assert marks["flat-basin share"] == (["no data"] if empty else ["diverged paths: SAM discrete rho=0.3 7"])
     save_figure(fig, tmp_path / "figure.png")
+
+
+def test_svag_figures_without_fits_and_with_nan_errors(tmp_path):
+    """SAM's errors all NaN (diverged) and no slope rows: the panels draw, the legend says "slope n/a"."""
+    rows = [dict(
+        reference="richardson", task="quadratic", statistic=g, algorithm="sam", l=amp, rho=0.15, eta=0.1,
+        distance=math.nan, ci_low=math.nan, ci_high=math.nan, floor=math.nan,
+    ) for g in ("loss", "grad_norm_plus_norm") for amp in (1, 2, 4)]  # fmt: skip
+    slopes = pd.DataFrame(columns=["reference", "task", "statistic", "algorithm", "slope", "ci_low", "ci_high"])
+    run_figure("svag_convergence", tmp_path, {"errors": pd.DataFrame(rows), "slopes": slopes})
+    rows = [dict(
+        task="teacher_student", dim=100, l=4, statistic=g, algorithm="sam", comparison=c, eta=eta, error=math.nan,
+        ci_low=math.nan, ci_high=math.nan, floor=math.nan,
+    ) for g in ("loss", "grad_norm_plus_norm") for c in ("model", "svag_residual") for eta in (0.1, 0.05)]  # fmt: skip
+    run_figure("svag_scale", tmp_path, {"errors": pd.DataFrame(rows), "slopes": slopes.drop(columns="reference")})
+
+
+def test_lecture_log_panels_with_nan_values(tmp_path):
+    from samsde_workflow.lecture_figures import density_panel, top_spectrum_panel
+
+    fig, (a, b) = plt.subplots(1, 2)
+    topk = pd.DataFrame(dict(method="sgd", rank=[1, 2, 1, 2], eigenvalue=math.nan, seed=[0, 0, 1, 1]))
+    top_spectrum_panel(a, topk, ["sgd"])
+    density_panel(b, pd.DataFrame(dict(method="sgd", eigenvalue=[0.0, 1.0], density=math.nan)), ["sgd"])
+    save_figure(fig, tmp_path / "lecture.png")
