@@ -68,6 +68,7 @@ def draw_trajectories(ax, sub, models: dict) -> list[str]:
         d = sub[sub.model == model].sort_values("time")
         if d.empty:
             continue
+        d = d.assign(mean=d["mean"].where(d.n_paths > 0))  # no path left: no mean (the table's summary writes 0)
         ax.plot(d.time, d["mean"], color=PALETTE[model], label=label, lw=1.2)
         ax.fill_between(
             d.time, d["mean"] - 2 * d["sem"], d["mean"] + 2 * d["sem"], color=PALETTE[model], alpha=0.2, lw=0

@@ -168,6 +168,10 @@ def test_draw_trajectories_with_every_path_diverged():
     sub = traj[(traj.algorithm == "usam") & (traj.statistic == "loss")]
     assert draw_trajectories(ax, sub, {"own_sde": "own SDE"}) == ["own SDE: paths diverge from t = 0.2 (0 of 10 left)"]
     assert draw_trajectories(ax, sub.iloc[:0], {"own_sde": "own SDE"}) == ["no data"]
+    # the trajectories table writes a mean of 0 where no path is left: the curve must end there, not drop to 0
+    draw_trajectories(ax, sub.assign(mean=sub["mean"].fillna(0.0)), {"own_sde": "own SDE"})
+    curve = [line for line in ax.lines if line.get_label() == "own SDE"][-1]
+    assert np.isnan(np.asarray(curve.get_ydata(), float)[-1]) and np.isfinite(np.asarray(curve.get_ydata(), float)[0])
     plt.close(fig)
 
 
