@@ -76,10 +76,12 @@ def numbers(values, fmt: str = "g") -> str:
 
 
 def mark_diverged(ax, xs, label: str = "x: diverged") -> None:
-    """A red "x" at each x position of ``xs`` (data coordinates) near the bottom of the panel, in the legend."""
+    """A red "x" at each x position of ``xs`` (data coordinates) near the bottom of the panel, drawn above a legend
+    there, and in the legend."""
     xs = sorted(set(xs))
     if xs:
-        ax.plot(xs, [0.05] * len(xs), "x", color="red", ms=7, mew=1.5, label=label, transform=ax.get_xaxis_transform())
+        style = dict(color="red", ms=7, mew=1.5, zorder=6, clip_on=False)  # above a legend in the corner
+        ax.plot(xs, [0.05] * len(xs), "x", label=label, transform=ax.get_xaxis_transform(), **style)
 
 
 def mark_panel(ax, marks) -> list[str]:

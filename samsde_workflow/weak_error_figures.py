@@ -54,6 +54,8 @@ def mark_runs(ax, sub, extra=()) -> list[str]:
     sub = sub.astype({"diverged": bool})
     bad, ok = sub[sub.diverged], sub[~sub.diverged & finite(sub.rel_error)]
     mark_diverged(ax, bad.eta)
+    if ok.empty:
+        ax.set_yticks([])  # no error to read off
     marks = [f"diverged at eta = {numbers(bad.eta)}" if len(bad) else ""]
     marks.append("no data" if sub.empty else ("no finite error" if ok.empty else ""))
     return mark_panel(ax, [*marks, *extra])
