@@ -1,5 +1,4 @@
-"""Figure quadratic_stationary: stationary E f against rho, one panel per Hessian scale, closed forms overlaid;
-diverged paths are counted in their panel."""
+"""Figure quadratic_stationary: stationary E f vs rho per Hessian scale, closed forms overlaid, diverged counted."""
 
 import matplotlib.pyplot as plt
 import seaborn as sns
