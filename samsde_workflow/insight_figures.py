@@ -1,7 +1,8 @@
 """Panels of the insight figures whose scripts would not fit a screenful (saddle, flat_minima).
 
 Each function draws on a figure it is given, from the tables of its experiment (samsde.experiments); algorithms are
-ordered as in the registry and named by their labels.
+ordered as in the registry and named by their labels.  A panel draws what its rows hold and marks the rest (diverged
+paths, no data: samsde_workflow.plotting); a figure function returns the figure and its marks, panel -> texts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from samsde.algorithms.sam import SAM
 from samsde.algorithms.usam import USAM
 from samsde.experiments.sweep import baseline
 from samsde.tasks import make_task
-from samsde_workflow.plotting import PALETTE
+from samsde_workflow.plotting import PALETTE, first, legend, log_axes, mark_panel, mark_table
 
 GREY = "#444444"
 STAY_MAP = dict(vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", annot_kws={"size": 7}, cbar=False)
@@ -43,9 +44,13 @@ def category_position(value: float, categories) -> float:
 # ---- saddle ------------------------------------------------------------------------------------------------------
 
 
-def saddle_distance(ax, traj: pd.DataFrame, algorithms: list[str]) -> None:
+def label(algorithm: str) -> str:
+    return get(algorithm).label
+
+
+def saddle_distance(ax, traj: pd.DataFrame, algorithms: list[str]) -> list[str]:
     """Distance over time: median and interquartile band over paths (the mean is dominated by escaped paths)."""
-    lam, rho = traj["lambda"].iloc[0], traj[traj.algorithm.map(lambda a: get(a).perturbs)].rho.max()
+    lam, rho = first(traj["lambda"], np.nan), traj[traj.algorithm.map(lambda a: get(a).perturbs).astype(bool)].rho.max()
     sns.lineplot(
         data=traj,
         x="time",
@@ -61,7 +66,7 @@ def saddle_distance(ax, traj: pd.DataFrame, algorithms: list[str]) -> None:
     for alg in algorithms:
         cur = traj[(traj.algorithm == alg) & (traj.model == "discrete")]
         ax.fill_between(cur.time, cur.q25, cur.q75, color=PALETTE[alg], alpha=0.15, linewidth=0)
-    ax.set_yscale("log")
+    log_axes(ax, x=False)  # stays linear without a positive distance (every path diverged)
     ax.set_xlabel("time t = k eta")
     ax.set_ylabel("distance to the saddle (median, IQR)")
     ax.set_title(f"trajectories at $\\lambda$={lam:g}, $\\rho$={rho:g} (SGD: $\\rho$=0)")
@@ -71,9 +76,10 @@ def saddle_distance(ax, traj: pd.DataFrame, algorithms: list[str]) -> None:
         Line2D([], [], color=GREY, dashes=(4, 2), label="own SDE"),
     ]
     ax.legend(handles=handles, ncol=2, fontsize="small", loc="upper left")
+    return mark_table(ax, traj[traj.model == "discrete"], name=label)
 
 
-def saddle_radius(ax, sweep: pd.DataFrame, algorithms: list[str]) -> None:
+def saddle_radius(ax, sweep: pd.DataFrame, algorithms: list[str]) -> list[str]:
     """Basin of attraction: the share that stays when starting at factor * rho."""
     for alg in algorithms:
         cur = sweep[sweep.algorithm == alg].sort_values("factor")
@@ -92,14 +98,18 @@ def saddle_radius(ax, sweep: pd.DataFrame, algorithms: list[str]) -> None:
     ax.set_ylabel("share of paths near the saddle at the end")
     ax.set_ylim(-0.04, 1.04)
     ax.set_title(r"attracting ball of radius $\sim\rho$ (SAM, DNSAM)")
-    ax.legend(fontsize="small", loc="center right")
+    legend(ax, fontsize="small", loc="center right")
+    return mark_table(ax, sweep, name=label)
 
 
-def saddle_stay_map(ax, grid: pd.DataFrame, algorithm: str, rhos: list[float], lams: list[float], first: bool) -> None:
+def saddle_stay_map(ax, grid: pd.DataFrame, algorithm: str, rhos: list[float], lams: list[float], first: bool) -> list:
     """The stay shares over rho x |lambda| with USAM's threshold rho = 1/|lambda|; one column ("any") for an
-    algorithm without ascent step, for which rho plays no role."""
+    algorithm without ascent step, for which rho plays no role (a diverged path counts as escaped)."""
     cur = grid[grid.algorithm == algorithm].assign(abs_lambda=lambda d: d["lambda"].abs())
     ascent = get(algorithm).perturbs
+    if cur.empty or (ascent and not rhos):
+        ax.set_title(get(algorithm).label)
+        return mark_panel(ax, ["no data"])
     if ascent:
         mat = cur.pivot_table(index="abs_lambda", columns="rho", values="mean").reindex(index=lams, columns=rhos)
     else:
@@ -124,9 +134,10 @@ def saddle_stay_map(ax, grid: pd.DataFrame, algorithm: str, rhos: list[float], l
     ax.set_xlabel(r"$\rho$")
     ax.set_ylabel(r"$|\lambda|$" if first else "")
     ax.set_title(f"{get(algorithm).label}: share near the saddle" if ascent else get(algorithm).label)
+    return mark_table(ax, cur, name=label)
 
 
-def saddle_figure(grid: pd.DataFrame, traj: pd.DataFrame, sweep: pd.DataFrame) -> plt.Figure:
+def saddle_figure(grid: pd.DataFrame, traj: pd.DataFrame, sweep: pd.DataFrame) -> tuple[plt.Figure, dict]:
     """Trajectories and the basin sweep on top; below, one stay map per ascent algorithm and one for SGD."""
     grid = grid[grid.statistic == "stay_fraction"]
     algorithms = registry_order(traj.algorithm)
@@ -135,18 +146,18 @@ def saddle_figure(grid: pd.DataFrame, traj: pd.DataFrame, sweep: pd.DataFrame) -
     outer = fig.add_gridspec(2, 1, height_ratios=[1, 1.05], hspace=0.42)
     top = outer[0].subgridspec(1, 2, width_ratios=[1.6, 1], wspace=0.25)
     bottom = outer[1].subgridspec(1, len(maps) + 1, width_ratios=[8] * len(maps) + [1.4], wspace=0.12)
-    saddle_distance(fig.add_subplot(top[0]), traj, algorithms)
-    saddle_radius(fig.add_subplot(top[1]), sweep, algorithms)
+    marks = {"distance": saddle_distance(fig.add_subplot(top[0]), traj, algorithms)}
+    marks["radius"] = saddle_radius(fig.add_subplot(top[1]), sweep, algorithms)
     rhos = sorted(grid[grid.algorithm.isin(maps)].rho.unique())
     lams = sorted(grid["lambda"].abs().unique())
     for i, alg in enumerate([*maps, baseline()]):
-        saddle_stay_map(fig.add_subplot(bottom[i]), grid, alg, rhos, lams, first=i == 0)
+        marks[f"stay map {alg}"] = saddle_stay_map(fig.add_subplot(bottom[i]), grid, alg, rhos, lams, first=i == 0)
     fig.suptitle(
         "Escaping saddles (reconstructed setting); white dashes: USAM threshold "
         r"$\rho = 1/|\lambda|$",
         y=0.995,
     )
-    return fig
+    return fig, marks
 
 
 # ---- flat_minima -------------------------------------------------------------------------------------------------
@@ -183,8 +194,9 @@ def flat_minima_endpoints(ax, paths: pd.DataFrame, algorithm: str, rho: float, b
     ax.set_xlabel("initial $x_1$")
 
 
-def flat_minima_shares(ax, table: pd.DataFrame, algorithms: list[str]) -> None:
-    """The share in the flat basin against rho; every ascent algorithm starts from SGD's value at rho = 0."""
+def flat_minima_shares(ax, table: pd.DataFrame, algorithms: list[str]) -> list[str]:
+    """The share in the flat basin against rho; every ascent algorithm starts from SGD's value at rho = 0 (a diverged
+    path counts as not flat; their count is marked)."""
     shares, sgd = table[table.model != "initial"], baseline()
     for alg in algorithms:
         for model, marker, face in (("discrete", "o", None), ("own_sde", "s", "white")):
@@ -219,9 +231,14 @@ def flat_minima_shares(ax, table: pd.DataFrame, algorithms: list[str]) -> None:
         Line2D([], [], color=PALETTE["theory"], linestyle=":", label="share of starts with $x_1 > 0$"),
     ]
     ax.legend(handles=handles, fontsize="small", loc="lower right", bbox_to_anchor=(1.0, 0.06))
+    return mark_table(ax, table[table.model != "initial"], ("algorithm", "model", "rho"), name=_cell)
 
 
-def flat_minima_figure(table: pd.DataFrame, paths: pd.DataFrame, settings: dict) -> plt.Figure:
+def _cell(key) -> str:
+    return f"{get(key[0]).label} {key[1]} rho={key[2]:g}"
+
+
+def flat_minima_figure(table: pd.DataFrame, paths: pd.DataFrame, settings: dict) -> tuple[plt.Figure, dict]:
     """(a) the landscape, (b, c) where each start ends for SGD and for the first of SAM, USAM, DNSAM run at the
     largest rho, (d) the flat-basin share against rho."""
     algorithms = registry_order(table[table.model != "initial"].algorithm)
@@ -237,10 +254,10 @@ def flat_minima_figure(table: pd.DataFrame, paths: pd.DataFrame, settings: dict)
         for k, name in ((1, "flat"), (0, "sharp"))
     ]
     axes[2].legend(handles=basin_handles, loc="lower right", fontsize="small", framealpha=0.9)
-    flat_minima_shares(axes[3], table, algorithms)
+    marks = {"flat-basin share": flat_minima_shares(axes[3], table, algorithms)}
     fig.suptitle(
         f"Flat vs sharp minimum, $\\eta$={settings['eta']:g}, $\\sigma$={settings['sigma']:g}, "
         f"T={settings['horizon']:g} (reconstructed illustration, tuned landscape)"
     )
     fig.tight_layout()
-    return fig
+    return fig, marks

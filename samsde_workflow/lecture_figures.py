@@ -16,7 +16,7 @@ from samsde.algorithms.sam import SAM
 from samsde.algorithms.sgd import SGD
 from samsde.experiments.lecture.bouncing import GD
 from samsde.lecture import Valley, mean_ci, quadratic_two_cycle_amplitude
-from samsde_workflow.plotting import PALETTE
+from samsde_workflow.plotting import PALETTE, log_axes
 
 
 def ci_bars(ax, wide: pd.DataFrame, colors: dict[str, str], labels, line_alpha: float = 0.7) -> None:
@@ -194,7 +194,7 @@ def top_spectrum_panel(ax, topk: pd.DataFrame, methods) -> None:
         ax.fill_between(
             stats.index, stats["mean"] - stats["sem"], stats["mean"] + stats["sem"], color=color, alpha=0.25, lw=0
         )
-    ax.set_yscale("log")
+    log_axes(ax, x=False)  # linear without a positive value (a diverged run: NaN)
     ax.set_xlabel("rank i")
     ax.set_ylabel("eigenvalue lambda_i")
     ax.set_title("top of the spectrum (Lanczos), mean ± s.e.", fontsize=9)
@@ -205,9 +205,10 @@ def density_panel(ax, density: pd.DataFrame, methods) -> None:
     for method in methods:
         stats = density[density.method == method].groupby("eigenvalue").density.mean()
         ax.plot(stats.index, stats.to_numpy(), color=PALETTE[method], label=get(method).label)
-    ax.set_yscale("log")
+    log_axes(ax, x=False)  # linear without a positive value (a diverged run: NaN)
     peak = density.groupby(["method", "eigenvalue"]).density.mean().max()
-    ax.set_ylim(peak * 1e-7, peak * 3)
+    if np.isfinite(peak) and peak > 0:
+        ax.set_ylim(peak * 1e-7, peak * 3)
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("density (smoothed)")
     ax.set_title("spectral density (SLQ), mean over seeds", fontsize=9)
@@ -239,7 +240,7 @@ def notions_panel(ax, sharp: pd.DataFrame, methods) -> None:
         f"{NOTIONS['average_direction']}\ne ~ N(0, {rho_avg:g}^2 I / d)",
     ]
     ax.set_xticks(np.arange(len(NOTIONS)), ticks)
-    ax.set_yscale("log")
+    log_axes(ax, x=False)  # linear without a positive value (a diverged run: NaN)
     ax.set_ylabel("L(theta + e) - L(theta)")
     ax.set_title("three sharpness notions (training loss), mean with 95% CI", fontsize=9)
     ax.legend(fontsize=8)
@@ -299,7 +300,7 @@ def eigen_decay_panel(ax, quad: pd.DataFrame, eig: pd.Series) -> None:
         stats = mag.groupby("step").mag.agg(["min", "max", "median"])
         ax.plot(stats.index, stats["median"], label=f"lambda = {lam:g}")
         ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.2, lw=0)
-    ax.set_yscale("log")
+    log_axes(ax, x=False)  # linear without a positive value (a diverged run: NaN)
     ax.set_ylim(FLOOR / 3, None)
     ax.set_xlabel("step k")
     ax.set_ylabel("|<x_k, v_i>| (median, min-max band)")

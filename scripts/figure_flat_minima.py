@@ -3,10 +3,10 @@
 
 from samsde_workflow.insight_figures import flat_minima_figure
 from samsde_workflow.job import Job
-from samsde_workflow.plotting import save_figure, set_style
+from samsde_workflow.plotting import log_marks, save_figure, set_style
 
 with Job(snakemake, "flat_minima") as job:
     set_style()
-    fig = flat_minima_figure(job.read("table"), job.read("paths"), job.settings)
+    fig, marks = flat_minima_figure(job.read("table"), job.read("paths"), job.settings)
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)
-    job.log.info("figure written: %s", snakemake.output.png)
+    log_marks(job.log, marks)

@@ -3,7 +3,7 @@
 import matplotlib.pyplot as plt
 
 from samsde_workflow.job import Job
-from samsde_workflow.plotting import finish, save_figure, set_style
+from samsde_workflow.plotting import finish, log_axes, save_figure, set_style
 
 SPLITS = {"train": ("training set", "#222222", "-"), "test": ("test set", "#7570b3", "--")}
 QUANTITIES = (("loss", "cross-entropy", 1), ("accuracy", "accuracy (%)", 100))
@@ -26,7 +26,7 @@ with Job(snakemake) as job:
         ax.set_xlabel("a in (1 - a) theta_SB + a theta_LB")
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
-    axes[0].set_yscale("log")
+    log_axes(axes[0], x=False)
     finish(
         fig,
         "Linear interpolation between small- and large-batch SGD solutions on digits (MLP; mean ± s.e. over "

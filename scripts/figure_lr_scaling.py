@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 
 from samsde_workflow.job import Job
 from samsde_workflow.lecture_figures import ci_bars
-from samsde_workflow.plotting import finish, save_figure, set_style
+from samsde_workflow.plotting import finish, log_axes, save_figure, set_style
 
 NAMES = {"small_batch": "SB", "large_batch": "LB", "large_batch_sqrt_k": "LB, lr x sqrt(k),\nSB's updates"}
 COLORS = {"small_batch": "#1b9e77", "large_batch": "#d95f02", "large_batch_sqrt_k": "#7570b3"}
@@ -27,7 +27,7 @@ with Job(snakemake) as job:
         ax.tick_params(axis="x", labelsize=8)
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=9)
-    axes[1].set_yscale("log")
+    log_axes(axes[1], x=False)
     k = info.loc["large_batch", "batch_size"] / info.loc["small_batch", "batch_size"]
     n_seeds = table.seed.nunique()
     title = f"Closing the large-batch gap on digits (MLP, {n_seeds} seeds, k = {k:.3g}): small-scale reconstruction"

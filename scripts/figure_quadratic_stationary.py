@@ -1,4 +1,4 @@
-"""Figure quadratic_stationary: stationary E f against rho, one panel per Hessian scale, closed forms overlaid."""
+"""Figure quadratic_stationary: stationary E f vs rho per Hessian scale, closed forms overlaid, diverged counted."""
 
 import matplotlib.pyplot as plt
 import seaborn as sns
@@ -7,7 +7,7 @@ from matplotlib.lines import Line2D
 from samsde.algorithms import ALGORITHMS, get
 from samsde.experiments.sweep import baseline
 from samsde_workflow.job import Job
-from samsde_workflow.plotting import PALETTE, save_figure, set_style
+from samsde_workflow.plotting import PALETTE, first, log_axes, log_marks, mark_table, save_figure, set_style
 
 MARKERS = {"discrete": "o", "own_sde": "s", "own_sde_exact": "^"}
 MODEL_LABELS = dict(discrete="discrete algorithm", own_sde="own SDE (first_order)", own_sde_exact="USAM SDE (exact)")
@@ -36,6 +36,7 @@ with Job(snakemake) as job:
     dodge = {p: (i - (len(pairs) - 1) / 2) * 0.006 * table.rho.max() for i, p in enumerate(pairs)}
 
     fig, axes = plt.subplots(1, len(scales), figsize=(4.2 * len(scales), 4.2), sharey=True, squeeze=False)
+    marks, name = {}, lambda key: f"{get(key[0]).label} {key[1]}"
     for ax, scale in zip(axes[0], scales, strict=True):
         cur = theory[theory.scale == scale]
         sns.lineplot(data=cur, ax=ax, **THEORY_LINES)
@@ -45,7 +46,9 @@ with Job(snakemake) as job:
             pts = simulated[(simulated.scale == scale) & (simulated.algorithm == alg) & (simulated.model == model)]
             c, yerr = PALETTE[alg], 1.96 * pts["sem"]
             ax.errorbar(pts.rho + offset, pts["mean"], yerr, fmt=MARKERS[model], color=c, mfc=face(model, c), **POINT)
-        ax.set(title=f"Hessian scale {scale:g}", xlabel=r"$\rho$", yscale="log")
+        ax.set(title=f"Hessian scale {scale:g}", xlabel=r"$\rho$")
+        log_axes(ax, x=False)  # stays linear without a positive mean (every path diverged)
+        marks[ax.get_title()] = mark_table(ax, simulated[simulated.scale == scale], ("algorithm", "model"), name)
     axes[0, 0].set_ylabel(r"stationary $E\,f$ (time and path average)")
 
     handles = [point(PALETTE[a], "o", PALETTE[a], get(a).label) for a in algorithms]
@@ -53,8 +56,8 @@ with Job(snakemake) as job:
     handles += [line(PALETTE["theory"], THEORY[m][0], THEORY[m][2]) for m in THEORY if m in present]
     handles.append(line(PALETTE[sgd], "-", r"SGD SDE level $\eta\sigma^2 d/4$", alpha=0.6))
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    eta, sigma = table.eta.iloc[0], table.sigma.iloc[0]
+    eta, sigma = first(table.eta, float("nan")), first(table.sigma, float("nan"))
     fig.suptitle(f"Stationary loss on a quadratic, $\\eta$={eta:g}, $\\sigma$={sigma:g} (reconstructed setting)")
     fig.tight_layout()
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)
-    job.log.info("figure written: %s", snakemake.output.png)
+    log_marks(job.log, marks)

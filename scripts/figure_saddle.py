@@ -3,10 +3,10 @@
 
 from samsde_workflow.insight_figures import saddle_figure
 from samsde_workflow.job import Job
-from samsde_workflow.plotting import save_figure, set_style
+from samsde_workflow.plotting import log_marks, save_figure, set_style
 
 with Job(snakemake) as job:
     set_style()
-    fig = saddle_figure(job.read("grid"), job.read("trajectories"), job.read("radius"))
+    fig, marks = saddle_figure(job.read("grid"), job.read("trajectories"), job.read("radius"))
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)
-    job.log.info("figure written: %s", snakemake.output.png)
+    log_marks(job.log, marks)

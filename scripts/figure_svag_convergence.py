@@ -7,7 +7,7 @@ import numpy as np
 from samsde.algorithms import get
 from samsde.weak_error import FLOOR_FACTOR
 from samsde_workflow.job import Job
-from samsde_workflow.plotting import PALETTE, finish, log_axes, save_figure, set_style
+from samsde_workflow.plotting import PALETTE, finish, first, legend, log_axes, save_figure, set_style, slope_text
 
 LABELS = {"loss": "g = f", "grad_norm_plus_norm": r"g = $|\nabla f| + |x|$"}
 
@@ -23,21 +23,21 @@ with Job(snakemake) as job:
             ax = axes[row][col]
             for alg, cur in errors[(errors.task == task) & (errors.statistic == g)].groupby("algorithm", sort=False):
                 cur = cur.sort_values("l")
-                fit = slopes[(slopes.task == task) & (slopes.statistic == g) & (slopes.algorithm == alg)].iloc[0]
-                rho = f"$\\rho$={cur.rho.iloc[0]:.3g}"
-                label = f"{get(alg).label} ({rho}): slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
+                fit = slope_text(slopes[(slopes.task == task) & (slopes.statistic == g) & (slopes.algorithm == alg)])
+                label = f"{get(alg).label} ($\\rho$={cur.rho.iloc[0]:.3g}): {fit}"
                 yerr = np.clip([cur.distance - cur.ci_low, cur.ci_high - cur.distance], 0, None)
                 ax.errorbar(cur.l, cur.distance, yerr=yerr, marker="o", color=PALETTE[alg], label=label, capsize=2)
                 ax.plot(cur.l, FLOOR_FACTOR * cur.floor, ls="--", color=PALETTE[alg], alpha=0.6, lw=1)
-                first = cur.iloc[0]
-                ax.plot(cur.l, first.distance * first.l / cur.l, ls=":", color="#666666", lw=1)
+                start = cur.iloc[0]
+                ax.plot(cur.l, start.distance * start.l / cur.l, ls=":", color="#666666", lw=1)
             log_axes(ax)
             ls = sorted(set(errors[errors.task == task].l))
             ax.set_xticks(ls, [str(v) for v in ls])
             ax.set_xlabel("amplification l")
             ax.set_ylabel("weak distance to the own SDE")
-            ax.set_title(f"{task}, {LABELS[g]} ($\\eta$={cur.eta.iloc[0]:g})", fontsize=9)
-            ax.legend(fontsize=7, loc="lower left")
+            eta = first(errors[errors.task == task].eta, float("nan"))
+            ax.set_title(f"{task}, {LABELS[g]} ($\\eta$={eta:g})", fontsize=9)
+            legend(ax, fontsize=7, loc="lower left")
     finish(fig, "SVAG_l vs the own SDE (coupled): distance ~ 1/l (dotted: slope -1; dashed: 3x paired floor)")
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)
     job.log.info("figure written: %s", snakemake.output.png)

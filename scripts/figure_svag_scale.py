@@ -7,7 +7,7 @@ import numpy as np
 from samsde.algorithms import get
 from samsde.weak_error import FLOOR_FACTOR
 from samsde_workflow.job import Job
-from samsde_workflow.plotting import PALETTE, finish, log_axes, save_figure, set_style
+from samsde_workflow.plotting import PALETTE, finish, first, legend, log_axes, save_figure, set_style, slope_text
 
 LABELS = {"loss": "g = f", "grad_norm_plus_norm": r"g = $|\nabla f| + |x|$"}
 
@@ -20,20 +20,20 @@ with Job(snakemake) as job:
         for alg, cur in errors[errors.statistic == g].groupby("algorithm", sort=False):
             model = cur[cur.comparison == "model"].sort_values("eta")
             resid = cur[cur.comparison == "svag_residual"].sort_values("eta")
-            fit = slopes[(slopes.statistic == g) & (slopes.algorithm == alg)].iloc[0]
-            label = f"{get(alg).label}: slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
+            label = f"{get(alg).label}: {slope_text(slopes[(slopes.statistic == g) & (slopes.algorithm == alg)])}"
             yerr = np.clip([model.error - model.ci_low, model.ci_high - model.error], 0, None)
             ax.errorbar(model.eta, model.error, yerr=yerr, marker="o", color=PALETTE[alg], label=label, capsize=2)
             ax.plot(model.eta, FLOOR_FACTOR * model.floor, ls="--", color=PALETTE[alg], alpha=0.6, lw=1)
             ax.plot(resid.eta, resid.error, ls=":", marker="x", color=PALETTE[alg], alpha=0.8, lw=1)
-            last = model.iloc[-1]
-            ax.plot(model.eta, last.error * model.eta / last.eta, ls="-", color="#999999", lw=0.6)
+            if len(model):
+                last = model.iloc[-1]
+                ax.plot(model.eta, last.error * model.eta / last.eta, ls="-", color="#999999", lw=0.6)
         log_axes(ax)
         ax.set_xticks(sorted(set(errors.eta)), [f"{v:g}" for v in sorted(set(errors.eta))])
         ax.set_xlabel(r"learning rate $\eta$ ($\rho = c\sqrt{\eta}$)")
-        ax.set_ylabel(f"weak error to SVAG_{int(errors.l.iloc[0])}")
-        ax.set_title(f"{errors.task.iloc[0]}, d = {int(errors.dim.iloc[0])}, {LABELS[g]}", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.set_ylabel(f"weak error to SVAG_{first(errors.l, float('nan')):g}")
+        ax.set_title(f"{first(errors.task, '')}, d = {first(errors.dim, float('nan')):g}, {LABELS[g]}", fontsize=9)
+        legend(ax, fontsize=7, loc="lower right")
     finish(fig, "Discrete vs SVAG_L (coupled): weak error ~ eta (grey: slope 1; dotted: SVAG_L/2 vs SVAG_L)")
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)
     job.log.info("figure written: %s", snakemake.output.png)

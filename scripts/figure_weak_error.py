@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 from samsde.algorithms import get
 from samsde.experiments.weak_error import CONTROL
 from samsde_workflow.job import Job
-from samsde_workflow.plotting import finish, log_axes, save_figure, set_style
+from samsde_workflow.plotting import finish, legend, log_axes, log_marks, save_figure, set_style
 from samsde_workflow.weak_error_figures import draw_weak_error
 
 MODELS = {"own_sde": "own SDE", "sgd_sde": "SGD SDE"}
@@ -21,17 +21,21 @@ with Job(snakemake) as job:
     p, errors = snakemake.params, job.read("errors")
     fits = job.read("slopes").set_index(["task", "algorithm", "scaling", "model", "statistic"])
     rows, columns = [(t, s) for t in p.tasks for s in p.scalings], [*p.algorithms, CONTROL[0]]
+    marks = {}
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.3 * len(columns), 2.6 * len(rows)), squeeze=False)
     for (i, (task, scaling)), (j, algorithm) in ((r, c) for r in enumerate(rows) for c in enumerate(columns)):
         ax, key = axes[i, j], (task, *CONTROL) if algorithm == CONTROL[0] else (task, algorithm, scaling)
         sub = errors[(errors.task == task) & (errors.algorithm == key[1]) & (errors.scaling == key[2])]
         reference = "sgd_sde" if algorithm == CONTROL[0] else "own_sde"
-        draw_weak_error(ax, sub[sub.model.isin(list(MODELS))], fits, key, MODELS, reference=reference)
+        marks[", ".join(key)] = draw_weak_error(ax, sub, fits, key, MODELS, reference=reference)
         log_axes(ax)
-        rho = f"rho = {sub.c.iloc[0]:g} eta^{sub.alpha.iloc[0]:g}" if key[2] != CONTROL[1] else "control"
+        rho = "control" if key[2] == CONTROL[1] else scaling
+        if len(sub) and key[2] != CONTROL[1]:
+            rho = f"rho = {sub.c.iloc[0]:g} eta^{sub.alpha.iloc[0]:g}"
         ax.set_title(f"{task}, {get(key[1]).label}, {rho}", fontsize=9)
         ax.set_ylabel("relative weak error" if j == 0 else "")
         ax.set_xlabel("eta" if i == len(rows) - 1 else "")
-        ax.legend(fontsize=5, loc="lower right")
+        legend(ax, fontsize=5, loc="lower right")
+    log_marks(job.log, marks)
     finish(fig, TITLE)
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 from samsde.algorithms import get
 from samsde.experiments.weak_error import CONTROL
 from samsde_workflow.job import Job
-from samsde_workflow.plotting import finish, log_axes, save_figure, set_style
+from samsde_workflow.plotting import finish, legend, log_axes, log_marks, save_figure, set_style
 from samsde_workflow.weak_error_figures import STATISTICS, draw_weak_error
 
 MODELS = {"own_sde": "mini-batch SDE", "sgd_sde": "SGD SDE", "additive_formula": "additive formula"}
@@ -22,19 +22,21 @@ with Job(snakemake) as job:
     p, errors = snakemake.params, job.read("errors")
     fits = job.read("slopes").set_index(["task", "algorithm", "scaling", "model", "statistic"])
     rows = [(t, s, g) for t in p.tasks for s in p.scalings for g in STATISTICS]
-    columns = [*p.algorithms, CONTROL[0]]
+    columns, marks = [*p.algorithms, CONTROL[0]], {}
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.3 * len(columns), 2.6 * len(rows)), squeeze=False)
     panels = ((r, c) for r in enumerate(rows) for c in enumerate(columns))
     for (i, (task, scaling, statistic)), (j, algorithm) in panels:
         ax, key = axes[i, j], (task, *CONTROL) if algorithm == CONTROL[0] else (task, algorithm, scaling)
         sub = errors[(errors.task == task) & (errors.algorithm == key[1]) & (errors.scaling == key[2])]
         reference = "sgd_sde" if algorithm == CONTROL[0] else "own_sde"
-        draw_weak_error(ax, sub, fits, key, MODELS, {statistic: STATISTICS[statistic]}, reference)
+        g = {statistic: STATISTICS[statistic]}
+        marks[", ".join((*key, statistic))] = draw_weak_error(ax, sub, fits, key, MODELS, g, reference)
         log_axes(ax)
         rho = ", control" if key[2] == CONTROL[1] else (f", {key[2]}" if len(p.scalings) > 1 else "")
         ax.set_title(f"{task} (B = {p.batch_sizes[task]}), {get(key[1]).label}{rho}", fontsize=9)
         ax.set_ylabel(f"rel. weak error, {STATISTICS[statistic][1]}" if j == 0 else "")
         ax.set_xlabel("eta" if i == len(rows) - 1 else "")
-        ax.legend(fontsize=5, loc="lower right")
+        legend(ax, fontsize=5, loc="lower right")
+    log_marks(job.log, marks)
     finish(fig, TITLE)
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)

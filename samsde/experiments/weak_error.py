@@ -398,7 +398,9 @@ class _Evidence:
         errors = self.errors
         eta = errors[(errors.task == task) & (errors.algorithm == algorithm)].eta.min()
         sel = (errors.task == task) & (errors.algorithm == algorithm) & (errors.scaling == scaling)
-        e = errors[sel & (errors.eta == eta) & (errors.statistic == statistic)].set_index("model").rel_error
+        at = errors[sel & (errors.eta == eta) & (errors.statistic == statistic)]
+        e, bad = at.set_index("model").rel_error, sorted(at[at.diverged].model)
+        diverged = f"diverged runs at eta = {eta:g} ({', '.join(bad)}): their errors are not measured" if bad else ""
         reps = replicate_table(self.replicates, task, algorithm, scaling, statistic, eta)
         low, high = quantile_interval(reps["own_sde"] / reps["sgd_sde"], self.level)
         yield Claim(
@@ -406,10 +408,11 @@ class _Evidence:
             claim=f"{name}'s own SDE is closer to it than the SGD SDE {where}",
             quantity=f"error ratio own/SGD SDE at the smallest eta ({eta:g}; paired bootstrap interval)",
             value=e["own_sde"] / e["sgd_sde"], ci_low=low, ci_high=high, expected="ratio < 1 (interval below 1)",
-            passed=bool(control_ok and high < 1), note=regime,
+            passed=bool(control_ok and high < 1), note=_notes(diverged, regime),
         )  # fmt: skip
         if "additive_formula" in e:
-            yield self.formula_claim(tag, where, name, eta, e, reps, regime, sel & (errors.eta == eta), statistic)
+            at_eta = sel & (errors.eta == eta)
+            yield self.formula_claim(tag, where, name, eta, e, reps, regime, at_eta, statistic, diverged)
         if np.isclose(alpha, 0.5) and "drift_only" in e:
             # share of the own SDE's gain over the SGD SDE that the drift alone achieves (1: all of it)
             def share(t):
@@ -423,10 +426,10 @@ class _Evidence:
                 quantity=f"(err SGD SDE - err drift-only) / (err SGD SDE - err own SDE) at the smallest eta ({eta:g}; "
                 "paired bootstrap interval)",
                 value=share(e), ci_low=low, ci_high=high, expected="share >= 0.5",
-                passed=bool(control_ok and share(e) >= 0.5), note=_notes(_ABLATION, regime),
+                passed=bool(control_ok and share(e) >= 0.5), note=_notes(_ABLATION, diverged, regime),
             )  # fmt: skip
 
-    def formula_claim(self, tag, where, name, eta, e, reps, regime, at_eta, statistic):
+    def formula_claim(self, tag, where, name, eta, e, reps, regime, at_eta, statistic, diverged=""):
         """The paper's mini-batch SDE against section 3's additive-noise formula on the same noise (the ablation):
         the own SDE's error is below the ablation's (the paired interval of the ratio below 1).  The note says how far
         apart the two SDEs are (coupled: the gap is measured far more precisely than either error); a gap within
@@ -444,7 +447,7 @@ class _Evidence:
             quantity=f"error ratio own SDE / additive-formula SDE at the smallest eta ({eta:g}; paired bootstrap "
             "interval)", value=e["own_sde"] / e["additive_formula"], ci_low=low, ci_high=high,
             expected="ratio < 1 (interval below 1)", passed=bool(regime == "" and high < 1),
-            note=_notes(note, regime),
+            note=_notes(note, diverged, regime),
         )  # fmt: skip
 
 
