@@ -246,7 +246,15 @@ def front_rst(results: Path) -> str:
     if png.exists():
         data = base64.b64encode(thumbnail(png)).decode()
         out += [f"**Headline figure** (`{HEADLINE}.png`_; caption and claims next to it in the report):", ""]
-        out += [f".. image:: data:image/png;base64,{data}", "   :width: 100%", ""]
+        # docutils limits a line's length; an image URI may span lines (its whitespace is dropped)
+        uri = ["data:image/png;base64,", *(data[i : i + 100] for i in range(0, len(data), 100))]
+        out += [
+            ".. image:: " + uri[0],
+            *(f"   {part}" for part in uri[1:]),
+            f"   :alt: {HEADLINE}.png",
+            "   :width: 100%",
+            "",
+        ]
     return "\n".join(out) + "\n"
 
 

@@ -125,3 +125,22 @@ def test_inventory_tables_are_the_figure_rules_inputs():
     for fig, paths in literal.items():
         listed = [t for t in FIGURE_TABLES[fig] if "<" not in t]
         assert sorted(paths) == sorted(listed), fig
+
+
+def test_front_fragment_shows_the_headline_figure_as_valid_rst(fake_results, tmp_path):
+    """With results/figures/weak_error.png the fragment embeds a thumbnail; docutils (which renders the report's
+    front page) parses it without a message: no line over its length limit, every link target defined."""
+    from docutils.core import publish_parts
+    from PIL import Image
+
+    (fake_results / "figures").mkdir()
+    Image.new("RGB", (2400, 1600), (200, 30, 30)).save(fake_results / "figures" / "weak_error.png")
+    front = tmp_path / "front.rst"
+    results_page.main(["--results", str(fake_results), "--out", str(tmp_path / "p.md"), "--front", str(front)])
+    text = front.read_text()
+    targets = ["claims.html", "claims_weak_error.html", "claims_saddle.html", "weak_error.png"]
+    links = "".join(f"\n.. _{t}: javascript:show('{t}')" for t in targets)  # what Snakemake appends
+    html = publish_parts(text + "\n" + links, writer_name="html", settings_overrides={"report_level": 2})["body"]
+    assert "system-message" not in html and 'src="data:image/png;base64,' in html
+    assert max(len(line) for line in text.splitlines()) < 200
+    assert len(results_page.thumbnail(fake_results / "figures" / "weak_error.png")) < 200_000
