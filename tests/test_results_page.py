@@ -85,10 +85,10 @@ def test_front_fragment_links_failing_rows_to_their_claims_pages(fake_results, t
     front = tmp_path / "front.rst"
     results_page.main(["--results", str(fake_results), "--out", str(tmp_path / "p.md"), "--front", str(front)])
     text = front.read_text()
-    assert text.startswith("**Claims: 3 of 5 pass**")
-    assert "- weak_error: 2 of 3 pass (weak_error 2 of 3)" in text and "- insights: 1 of 2 pass" in text
-    assert "- ``saddle.usam`` (`claims_saddle.html`_): not measured, expected" in text
-    assert "- ``sgd_sde_not_order1.quad.sam.sqrt`` (`claims_weak_error.html`_): 0.91 [0.88, 0.95]" in text
+    assert text.startswith("**Claims: 3 of 5 pass.** By stage: weak_error 2 of 3, insights 1 of 2 (by figure:")
+    assert "Git commit ``abc123``" in text
+    assert "- ``saddle.usam``: not measured (`claims_saddle.html`_)" in text
+    assert "- ``sgd_sde_not_order1.quad.sam.sqrt``: 0.91 [0.88, 0.95] (`claims_weak_error.html`_)" in text
     assert "image::" not in text  # no headline figure in this run
 
 
@@ -138,7 +138,7 @@ def test_front_fragment_shows_the_headline_figure_as_valid_rst(fake_results, tmp
     front = tmp_path / "front.rst"
     results_page.main(["--results", str(fake_results), "--out", str(tmp_path / "p.md"), "--front", str(front)])
     text = front.read_text()
-    targets = ["claims.html", "claims_weak_error.html", "claims_saddle.html", "weak_error.png"]
+    targets = ["claims.html", "claims_weak_error.html", "claims_saddle.html", "weak_error.png", "results.md"]
     links = "".join(f"\n.. _{t}: javascript:show('{t}')" for t in targets)  # what Snakemake appends
     html = publish_parts(text + "\n" + links, writer_name="html", settings_overrides={"report_level": 2})["body"]
     assert "system-message" not in html and 'src="data:image/png;base64,' in html
