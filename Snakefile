@@ -21,6 +21,7 @@ include: "workflow/rules/svag.smk"
 include: "workflow/rules/insights.smk"
 include: "workflow/rules/lecture.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/results_page.smk"
 include: "workflow/rules/claims.smk"
 
 
@@ -31,4 +32,5 @@ rule all:
         "results/claims.csv",
         rules.claims_report.output,
         "results/provenance.csv",
+        "results/results.md",
         "results/profile.csv",

@@ -1,4 +1,4 @@
-"""A user model for samsde: a small convolutional network on scikit-learn's digits (README, "Your own model").
+"""A user model for samsde: a small convolutional network on scikit-learn's digits (docs/your-own-model.md).
 
 Nothing here comes from samsde: the file follows the contract alone.  ``build(**params)`` returns the model (its
 parameters are the initial point), the data and the loss; samsde flattens the parameters into x in R^d and asks the

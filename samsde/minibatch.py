@@ -1,4 +1,4 @@
-"""The paper's mini-batch SDEs (paper notes, section 8): moments from real mini-batches, not Gaussian surrogates.
+"""The paper's mini-batch SDEs (docs/concepts.md): moments from real mini-batches, not Gaussian surrogates.
 
 Notation: f = (1/N) sum_i f_i; a batch gamma is a uniform B-subset drawn without replacement, g_gamma = grad f_gamma
 and H_gamma its gradient and Hessian (L2 included); w_i = 1[i in gamma] / B - 1/N, kappa = (N - B) / (B (N - 1)),

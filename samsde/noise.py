@@ -155,7 +155,7 @@ class MiniBatch(NoiseModel):
     @property
     def kappa(self) -> float:
         """kappa = (N - B) / (B (N - 1)): E[w w^T] = (kappa / N) (I - 1 1^T / N) for the batch weights
-        w_i = 1[i in gamma] / B - 1/N (paper notes, section 8); ``scale`` is sqrt(kappa / N)."""
+        w_i = 1[i in gamma] / B - 1/N (docs/concepts.md, "The mini-batch SDEs"); ``scale`` is sqrt(kappa / N)."""
         return self.scale**2 * self.task.n_data
 
     def draw_batches(self, n_paths: int, generator: torch.Generator) -> Tensor:

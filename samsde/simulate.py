@@ -9,7 +9,7 @@ dW_{k,1..r} ~ N(0, dt I), dt = eta / r, shared by every runner when ``coupled``:
 A discrete runner with mini-batch noise draws its own batches, so it is never coupled (and draws no increments);
 the SDE runners of the same simulation still share their Brownian path with each other.
 
-Solver refinement (paper notes, section 9): an SDE runner with ``refinement = q`` takes q r Euler-Maruyama steps per
+Solver refinement (docs/concepts.md): an SDE runner with ``refinement = q`` takes q r Euler-Maruyama steps per
 discrete step.  The loop then draws the increments on the finest grid, dt = eta / (r q_max), and hands each runner
 the sums of consecutive fine increments on its own grid, so every runner, coarse or fine, sees the same Brownian
 path.  Without a refined runner (q_max = 1) the draws are exactly those of the plain loop.

@@ -13,7 +13,7 @@ like one optimizer step, but in ever smaller pieces: as l grows SVAG_l converges
 dX = -b dt + sqrt(eta) C^(1/2) dW (t = k eta).  l = 1 (a2 = 0) is the discrete optimizer itself; the second draw,
 which has no weight then, is not drawn.  No Hessian, no covariance root, no inner moments: on any task.
 
-Coupling to the SDE's Brownian path under additive noise Z ~ N(0, Sigma), Sigma = S S^T (paper notes, section 10):
+Coupling to the SDE's Brownian path under additive noise Z ~ N(0, Sigma), Sigma = S S^T (docs/concepts.md, "SVAG"):
 U = a1 Z1 + a2 Z2 and V = a2 Z1 - a1 Z2 are independent N(0, l Sigma), so the runner takes
 U = -(l / sqrt(eta)) S dW_sub from the Brownian increment dW_sub of the substep (the sum of the fine increments the
 reference SDE sees over it), draws V = sqrt(l) S xi from a stream of its own, and sets (:func:`coupled_draws`)

@@ -183,7 +183,7 @@ def path_summary(values: Tensor) -> tuple[Tensor, Tensor]:
     return mean, (var / n).sqrt()
 
 
-# ---- paired statistics with a Monte Carlo floor and the solver's bias (paper notes, section 9) -----------------
+# ---- paired statistics with a Monte Carlo floor and the solver's bias (docs/concepts.md) --------------------------
 
 
 def richardson(coarse: Tensor, fine: Tensor) -> Tensor:

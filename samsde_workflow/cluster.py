@@ -36,7 +36,7 @@ MIB = 1.048576  # MB per MiB
 HEADER = """\
 # SLURM: every job of the DAG is a SLURM job.   pip install -e ".[slurm]"
 #   snakemake --profile workflow/profiles/slurm --default-resources slurm_partition=<p> slurm_account=<a> --jobs 50
-# (README, "Run on a cluster".) The per-rule resources below are GENERATED from a measured default run by
+# (docs/cluster.md.) The per-rule resources below are GENERATED from a measured default run by
 #   python -m samsde_workflow.cluster results/profile.csv
 # do not edit them by hand: rerun that command on a new results/profile.csv.
 """

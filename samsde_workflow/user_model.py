@@ -1,6 +1,6 @@
 """A user's model file (config ``source: user``): import it, call its ``build(**params)``, check what it returns.
 
-The contract (README, "Your own model"): ``build`` returns a dict with ``model`` (a ``torch.nn.Module``; its
+The contract (docs/your-own-model.md): ``build`` returns a dict with ``model`` (a ``torch.nn.Module``; its
 parameters are the initial point), ``inputs`` and ``targets`` (tensors with the same first dimension N), ``loss``
 (``"mse"``, ``"cross_entropy"``, ``"bce"`` or a callable (outputs, targets) -> per-sample losses (N,)) and optionally
 ``l2`` (float, default 0).  The file needs nothing from samsde; :func:`samsde.from_module` makes it a task.

@@ -576,13 +576,13 @@ def test_resolve_config_keeps_the_form_of_the_task_params_the_user_names():
 
 
 def test_a_users_quadratic_runs_from_a_config_file(tmp_path):
-    """examples/quadratic_spectrum.yaml (README, "Configuration") overrides only the quadratic's params with a
+    """examples/quadratic_spectrum.yaml (docs/configuration.md) overrides only the quadratic's params with a
     spectrum: the DAG builds, one simulation job per eta of the quadratic and no other task's.  Before,
     config.yaml's dim 10 survived next to the 5 eigenvalues and the run stopped: "dim 10 does not match"."""
     example = ROOT / "examples" / "quadratic_spectrum.yaml"
-    readme = (ROOT / "README.md").read_text().split("\n# examples/quadratic_spectrum.yaml:")[1].split("```")[0]
-    readme = readme.split("\n", 1)[1]
-    assert yaml.safe_load(readme) == yaml.safe_load(example.read_text())  # the README shows the file a test runs
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    shown = page.split("\n# examples/quadratic_spectrum.yaml:")[1].split("```")[0].split("\n", 1)[1]
+    assert yaml.safe_load(shown) == yaml.safe_load(example.read_text())  # the page shows the file a test runs
     out = _snakemake(tmp_path, "-n", "--configfile", str(example))
     assert out.returncode == 0, out.stderr + out.stdout
     jobs = dict(line.split()[:2] for line in out.stdout.splitlines() if line.strip().startswith("simulate"))

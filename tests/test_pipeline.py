@@ -173,6 +173,12 @@ def test_report_builds(smoke_run):
     snakemake(smoke_run, "--report", "results/report.html")
     html = (smoke_run / "results" / "report.html").read_text(errors="ignore")
     assert len(html) > 10_000
+    # the front page states the claims summary of this run (results_page's fragment) and shows the headline figure
+    claims = pd.read_csv(smoke_run / "results" / "claims.csv")
+    assert f"Claims: {int(claims.passed.sum())} of {len(claims)} pass." in html
+    assert 'alt=\\"weak_error.png\\"' in html or 'alt="weak_error.png"' in html
+    page = (smoke_run / "results" / "results.md").read_text()
+    assert f"## Claims: {int(claims.passed.sum())} of {len(claims)} pass" in page
 
 
 def test_report_holds_the_claims_table_next_to_each_figure(smoke_run):

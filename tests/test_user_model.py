@@ -299,16 +299,16 @@ def test_snakemake_stops_before_any_job_on_a_bad_user_model(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-# ---- the README's example and the shipped example through the DAG
+# ---- the documented example (docs/your-own-model.md) and the shipped example through the DAG
 
 
-def test_readme_example_follows_the_contract(tmp_path):
-    """The README's "Your own model" file, run as a user would: validated, built, one gradient and HVP."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Your own model") :]
+def test_documented_example_follows_the_contract(tmp_path):
+    """The model file of docs/your-own-model.md, run as a user would: validated, built, one gradient and HVP."""
+    page = (ROOT / "docs" / "your-own-model.md").read_text()
+    section = page[page.index("## An example") :]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     yamls = re.findall(r"```yaml\n(.*?)```", section, re.S)
-    assert blocks and yamls, "the README's 'Your own model' section shows a Python file and a config file"
+    assert blocks and yamls, "docs/your-own-model.md's example shows a Python file and a config file"
     (tmp_path / "my_model.py").write_text(blocks[0])
     user = yaml.safe_load(yamls[0])
     assert "samsde" not in blocks[0], "the user's file needs nothing from samsde"

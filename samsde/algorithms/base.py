@@ -1,6 +1,6 @@
 """What an algorithm is to samsde: one object carrying its discrete step, its SDE and its torch optimizer.
 
-Notation (paper notes, sections 2 and 3): g = grad f_gamma(x) the stochastic gradient of the step's draw (both
+Notation (docs/concepts.md): g = grad f_gamma(x) the stochastic gradient of the step's draw (both
 gradients of one step use the same draw), grad f the full-batch gradient, H the Hessian of f, Sigma the noise
 covariance, W a Brownian motion, time t = k eta.
 

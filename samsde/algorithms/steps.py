@@ -3,7 +3,7 @@
 With g = grad f_gamma(x) the stochastic gradient on the current draw gamma (both evaluations of a step use the
 SAME draw) and e the algorithm's ascent perturbation:
     x+ = x - eta grad f_gamma(x + e)     (SGD, which has no perturbation: x+ = x - eta g)
-For additive noise grad f_gamma(y) = grad f(y) + Z, which gives the table of the paper notes.
+For additive noise grad f_gamma(y) = grad f(y) + Z, which gives the table of docs/concepts.md.
 
 rho = 0 reproduces SGD bit for bit: the ascent step is skipped (not multiplied by zero, which turns g = 0 or
 |g| = 0 into NaN and may flip signed zeros), so the second gradient is evaluated at exactly x.

@@ -3,7 +3,7 @@
     x+ = x - eta grad f_gamma(x + rho g)
     dX = -(grad f + rho H grad f) dt + sqrt(eta) (Sigma + rho (H Sigma + Sigma H))^(1/2) dW
 The drift is -grad f_U with f_U = f + (rho/2) |grad f|^2; the first-order diffusion is (I + rho H) Sigma^(1/2) dW.
-Under mini-batch noise (paper notes, section 8) the drift term is E[H_gamma g_gamma] = H grad f + (1/2) grad tr Sigma,
+Under mini-batch noise (docs/concepts.md) the drift term is E[H_gamma g_gamma] = H grad f + (1/2) grad tr Sigma,
 exactly: the drift is -grad(f + (rho/2) E|grad f_gamma|^2).
 """
 

@@ -1,5 +1,5 @@
 # ruff: noqa: E741 (l is the SVAG amplification, the paper's symbol)
-"""SVAG_l against the Euler-Maruyama-integrated own SDE: the weak distance falls like 1/l (paper notes, section 10).
+"""SVAG_l against the Euler-Maruyama-integrated own SDE: the weak distance falls like 1/l (docs/concepts.md, "SVAG").
 
 At one (task, algorithm, eta, rho) the runners share one Brownian path (additive Gaussian noise):
 - SVAG_l for every l of the grid (samsde.svag), U from the path, V from a stream keyed (..., "svag", l);

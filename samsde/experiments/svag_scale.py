@@ -1,5 +1,5 @@
 # ruff: noqa: E741 (l is the SVAG amplification, the paper's symbol)
-"""The scale experiment (issue 18, item 3): discrete SAM, USAM, DNSAM against SVAG_L on a network with d ~ 10^3.
+"""The scale experiment: discrete SAM, USAM, DNSAM against SVAG_L on a network with d ~ 10^3.
 
 Euler-Maruyama of the SAM-type SDEs needs Hessian-vector products and inner moments at every substep; SVAG_L
 (samsde.svag) simulates the SDE with the step's exact mean and covariance, dX = -E D dt + sqrt(eta) Cov(D)^(1/2) dW,
@@ -15,7 +15,7 @@ The weak error's log-log slope against eta is fitted on the resolved points with
 
 What it tests: that the discrete algorithms are order-1 weak approximations of the SDE with their step's exact mean
 and covariance at network scale; not the paper's SDEs with first-order-in-rho drift and diffusion (they differ by
-O(rho^2) terms; README, "SVAG").
+O(rho^2) terms; docs/differences.md, "SVAG").
 """
 
 from __future__ import annotations

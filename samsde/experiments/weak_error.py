@@ -1,4 +1,4 @@
-"""One weak-error cell: every model of one task at one eta, on one Brownian path (paper notes, sections 4 and 9).
+"""One weak-error cell: every model of one task at one eta, on one Brownian path (docs/concepts.md).
 
 At a given (task, eta) all runners share the Brownian increments of the stream (task, eta):
 - the discrete SGD and, for every algorithm A and rho scaling s (rho = c eta^alpha), the discrete A;

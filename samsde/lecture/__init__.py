@@ -1,4 +1,4 @@
-"""Small-scale reconstructions of the lecture's SAM background (paper-notes section 7): the math, config-free.
+"""Small-scale reconstructions of the lecture's SAM background: the math, config-free.
 
 * :mod:`~samsde.lecture.data`: a seeded train/test split of a scikit-learn data set, standardized features.
 * :mod:`~samsde.lecture.network`: a small MLP with a seeded init (:class:`MLP` is its architecture).

@@ -228,7 +228,7 @@ class FiniteSum(Task):
         return out
 
     def sample_curvature(self, x: Tensor, lin: Linearization) -> Tensor:
-        """sum_i H_i c_i per path, (M, d), with c_i = grad f_i - grad f and H_i the Hessian of f_i (paper notes,
+        """sum_i H_i c_i per path, (M, d), with c_i = grad f_i - grad f and H_i the Hessian of f_i (docs/concepts.md,
         section 8; the L2 term of f_i drops out because sum_i c_i = 0).
 
         With gbar = (1/N) sum_i grad l_i = grad f - l2 x and Hbar = H - l2 I:

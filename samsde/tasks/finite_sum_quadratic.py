@@ -1,4 +1,4 @@
-"""A finite-sum quadratic: the closed-form reference of the mini-batch SDEs (paper notes, section 8).
+"""A finite-sum quadratic: the closed-form reference of the mini-batch SDEs (docs/concepts.md, "The mini-batch SDEs").
 
     f_i(x) = (x - a_i)^T A_i (x - a_i) / 2,   f = (1/N) sum_i f_i   (no L2 term)
 

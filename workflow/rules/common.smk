@@ -17,7 +17,7 @@ from samsde_workflow.inventory import FIGURE_STAGE, FIGURES, selected
 from samsde_workflow.priorities import job_priority, load_job_seconds
 
 
-# The run's config: the user's --configfile files and --config values over config.yaml (README, "Configuration":
+# The run's config: the user's --configfile files and --config values over config.yaml (docs/configuration.md:
 # Snakemake's key-by-key merge, except that a task's params keep only the form the user's file names), checked
 # before any job.  A bad value ends the run here: its lines once, no traceback, exit status 1, nothing created.
 def _run_config():

@@ -1,4 +1,4 @@
-# Insight stage (paper-notes section 5): four reconstructed experiments, each one job that writes its tidy tables
+# Insight stage: four reconstructed experiments, each one job that writes its tidy tables
 # and its claims fragment, and one figure job that only reads the tables.
 
 

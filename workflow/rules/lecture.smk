@@ -1,4 +1,4 @@
-# Lecture stage (paper-notes section 7): small-scale reconstructions of the lecture's SAM background on scikit-learn's
+# Lecture stage: small-scale reconstructions of the lecture's SAM background on scikit-learn's
 # digits with a small MLP, and full-batch SAM on toy landscapes.  Each experiment is one job that writes tidy tables
 # and its claims fragment, and one figure job that only reads the tables.  interpolation and lr_scaling reuse the
 # small- and large-batch solutions of sharpness_sb_lb; hessian_spectrum reuses the solutions of sam_vs_sgd;

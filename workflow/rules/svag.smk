@@ -1,4 +1,4 @@
-# SVAG stage (paper-notes section 10, issue 18): SVAG_l against the Euler-Maruyama-integrated own SDE on one
+# SVAG stage (docs/concepts.md, "SVAG"): SVAG_l against the Euler-Maruyama-integrated own SDE on one
 # Brownian path per (task, algorithm); one job for every task, which writes the tidy tables and its claims fragment.
 
 
@@ -22,7 +22,7 @@ rule svag_convergence:
         "../../scripts/svag_convergence.py"
 
 
-# The scale experiment (issue 18, item 3): discrete SAM, USAM, DNSAM against SVAG_L on a network with d ~ 10^3, one
+# The scale experiment: discrete SAM, USAM, DNSAM against SVAG_L on a network with d ~ 10^3, one
 # coupled simulation per eta; the weak error's slope in eta, and SVAG_L/2 vs SVAG_L as SVAG's own residual.
 rule svag_scale:
     output:

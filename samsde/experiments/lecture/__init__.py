@@ -1,4 +1,4 @@
-"""The lecture's experiments (paper-notes section 7), one module each, no file I/O.
+"""The lecture's experiments, one module each, no file I/O.
 
 Each module has ``run(settings, seed, ..., log=None) -> dict[str, DataFrame]`` (the tables, keyed by the rule's
 output names; input tables are arguments) and ``claims(tables, settings, ...) -> list[Claim]``.
