@@ -505,8 +505,10 @@ def solver_claim(fits: pd.DataFrame, task: str, prefix: str, figure: str) -> Cla
     note += f"share over the solver estimates above {FLOOR_FACTOR:g}x their floor"
     if np.isfinite(bound):
         note += f"; the unresolved ones are at most {bound:.3g} of the model error ({FLOOR_FACTOR:g}x their floor)"
-    if not resolved:
+    if not resolved and np.isfinite(bound):
         note += ": no solver estimate resolved, the claim rests on that bound"
+    elif not resolved:
+        note += "; no fit has a point (diverged or unresolved runs): not a pass"
     return Claim(
         claim_id=f"{prefix}solver_error.{task}", source="control", figure=figure,
         claim=f"Euler-Maruyama's own bias is small against the model error ({task}, both test functions)",
