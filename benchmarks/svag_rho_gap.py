@@ -47,7 +47,13 @@ def main() -> None:
     for c in CS:
         algorithm, ls = ("sam", LS) if c > 0 else ("sgd", SGD_LS)
         tasks = {name: base["tasks"][name] | {"ls": ls, "resolution": RESOLUTION} for name in TASKS}
-        settings = base | {"algorithms": [algorithm], "tasks": tasks, "rho": base["rho"] | {"c": c}, "floor_tasks": []}
+        settings = base | {
+            "algorithms": [algorithm],
+            "tasks": tasks,
+            "rho": base["rho"] | {"c": c},
+            "floor_tasks": {},
+            "gap_cs": [],
+        }
         tables = svag_convergence.run(settings, config["seed"], "cpu")
         for out, table in ((errors, tables["errors"]), (slopes, tables["slopes"])):
             out.append(table[table.reference == "richardson"].assign(c=c))

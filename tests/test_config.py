@@ -46,6 +46,14 @@ def delitem(path: str):
     return edit
 
 
+def both(*edits):
+    def edit(config):
+        for one in edits:
+            one(config)
+
+    return edit
+
+
 # (edit, substrings the message must contain: the key and the offending value)
 BAD = {
     "negative eta": (setitem("weak_error.etas", [0.1, -0.05]), ["weak_error.etas[1]", "-0.05"]),
@@ -220,12 +228,28 @@ BAD = {
     ),
     "bad two-basin parameter": (setitem("flat_minima.params.depth", 2.0), ["flat_minima.params", "depth"]),
     "svag floor task not a task": (
-        setitem("svag_convergence.floor_tasks", ["quadratic", "breast_cancer"]),
-        ["svag_convergence.floor_tasks", "'breast_cancer'"],
+        setitem("svag_convergence.floor_tasks", {"quadratic": ["usam"], "breast_cancer": ["sgd"]}),
+        ["svag_convergence.floor_tasks.breast_cancer", "'breast_cancer'"],
     ),
     "svag floor algorithm run nowhere": (
-        setitem("svag_convergence.floor_algorithms", ["dnsam"]),
-        ["svag_convergence.floor_algorithms", "'dnsam'"],
+        setitem("svag_convergence.floor_algorithms", ["sgd"]),
+        ["svag_convergence.floor_algorithms", "'sgd'", "runs on no task"],
+    ),
+    # SVAG's limit is not the SAM SDE (O(rho^2) apart even on a quadratic): a SAM floor claim is rejected by key
+    "svag floor claim for sam on the quadratic": (
+        setitem("svag_convergence.floor_tasks", {"quadratic": ["usam", "sam"]}),
+        ["svag_convergence.floor_tasks.quadratic", "'sam'", "rho^2 H Cov(u) H"],
+    ),
+    "svag floor claim for sam on every task": (
+        setitem("svag_convergence.floor_algorithms", ["sam"]),
+        ["svag_convergence.floor_algorithms", "'sam'", "rho^2 H Cov(u) H"],
+    ),
+    "svag floor claim for usam on a network": (
+        both(
+            setitem("svag_convergence.tasks.iris.algorithms", ["sam", "usam"]),
+            setitem("svag_convergence.floor_tasks", {"iris": ["usam"]}),
+        ),  # fmt: skip
+        ["svag_convergence.floor_tasks.iris", "'usam'", "only on the quadratic"],
     ),
     "svag per-algorithm grid for an algorithm not run": (
         setitem("svag_convergence.tasks.iris.ls", {"usam": [1, 2, 4]}),
