@@ -40,6 +40,7 @@ with Job(snakemake) as job:
                     ax.plot(cur.l, FLOOR_FACTOR * cur.floor, ls="--", color=PALETTE[alg], alpha=0.6, lw=1)
                     ax.plot(cur.l, cur.distance.iloc[0] * cur.l.iloc[0] / cur.l, ls=":", color="#666666", lw=1)
             log_axes(ax)
+            ax.set_xticks(sorted(set(cell.l)), [str(v) for v in sorted(set(cell.l))])
             ax.set(xlabel="amplification l", ylabel="weak distance", title=f"{task}, {LABELS[g]}")
             ax.legend(fontsize=6, loc="lower left")
     for col, task in enumerate(tasks):
