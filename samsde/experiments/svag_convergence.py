@@ -320,7 +320,8 @@ def claims(tables: dict[str, pd.DataFrame], thresholds: dict) -> list[Claim]:
             value=fit.slope, ci_low=fit.ci_low, ci_high=fit.ci_high,
             expected=f"upper end of the slope's 95% interval <= {high} (order 1 is an upper bound)",
             passed=bool(fit.usable and np.isfinite(fit.ci_high) and fit.ci_high <= high),
-            note=f"eta {fit.eta:g}, rho {fit.rho:.3g}; {fit.n_points} of {fit.n_ls} pairs in the fit (screened); "
+            note=f"eta {fit.eta:g}, rho {fit.rho:.3g}; {fit.n_points} of {fit.n_ls} pairs in the fit (screened"
+            f"{'' if fit.usable else f'; fewer than {MIN_FIT_POINTS}, not a pass'}); "
             f"distance {fit.distance_first:.3g} -> {fit.distance_last:.3g} (floor {fit.floor_last:.2g}); to the "
             f"paper's SDE (not claimed): {to_paper.distance_first:.3g} -> {to_paper.distance_last:.3g} at l = "
             f"{to_paper.largest_l}, slope {to_paper.slope:.2f}",
@@ -362,5 +363,6 @@ def floor_claim(fit, label: str, suffix: str) -> Claim:
         ci_high=float("nan"), expected=f"< 3 at the largest l, after >= {MIN_FIT_POINTS} points in the fit",
         passed=bool(fit.usable and ratio < 3),
         note=f"l = {fit.largest_l}: distance {fit.distance_last:.3g}, floor {fit.floor_last:.2g}; "
-        f"{fit.n_points} of {fit.n_ls} l in the fit",
+        f"{fit.n_points} of {fit.n_ls} l in the fit"
+        f"{'' if fit.usable else f' (fewer than {MIN_FIT_POINTS}: not a pass)'}",
     )  # fmt: skip
