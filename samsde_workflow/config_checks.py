@@ -95,20 +95,34 @@ def _flat_minima(s: dict) -> list[str]:
 
 def _svag_convergence(s: dict) -> list[str]:
     """Per task (with its overrides): a whole number of steps, parameters its constructor accepts, and an ls
-    mapping only for the task's algorithms; every floor task one of the tasks, every floor algorithm run somewhere."""
+    mapping only for the task's algorithms; every floor task one of the tasks with floor algorithms it runs, every
+    floor algorithm run somewhere, and a floor claim only where SVAG's limit is the algorithm's SDE exactly
+    (samsde.experiments.svag_convergence.floor_refusal: never for SAM)."""
+    from samsde.experiments.svag_convergence import floor_refusal
     from samsde.tasks import TASKS
 
-    errors = [
-        f"config key svag_convergence.floor_tasks: {name!r} is not one of svag_convergence.tasks {sorted(s['tasks'])}"
-        for name in s.get("floor_tasks", [])
-        if name not in s["tasks"]
-    ]
-    run = {a for entry in s["tasks"].values() for a in entry.get("algorithms", s["algorithms"])}
-    errors += [
-        f"config key svag_convergence.floor_algorithms: {a!r} runs on no task (algorithms run: {sorted(run)})"
-        for a in s.get("floor_algorithms", [])
-        if a not in run
-    ]
+    run_on = {name: entry.get("algorithms", s["algorithms"]) for name, entry in s["tasks"].items()}
+    errors = []
+    for name, algorithms in s.get("floor_tasks", {}).items():
+        key = f"config key svag_convergence.floor_tasks.{name}"
+        if name not in s["tasks"]:
+            errors.append(f"{key}: {name!r} is not one of svag_convergence.tasks {sorted(s['tasks'])}")
+            continue
+        for a in algorithms:
+            if a not in run_on[name]:
+                errors.append(f"{key}: {a!r} does not run on {name!r} (its algorithms: {run_on[name]})")
+            elif floor_refusal(name, a):
+                errors.append(f"{key}: no floor claim for {a!r} on {name!r}: {floor_refusal(name, a)}")
+    run = {a for algorithms in run_on.values() for a in algorithms}
+    for a in s.get("floor_algorithms", []):
+        key = f"config key svag_convergence.floor_algorithms: {a!r}"
+        if a not in run:
+            errors.append(f"{key} runs on no task (algorithms run: {sorted(run)})")
+        errors += [
+            f"{key}: no floor claim on {name!r}: {floor_refusal(name, a)}"
+            for name, algorithms in run_on.items()
+            if a in algorithms and floor_refusal(name, a)
+        ]
     from samsde.algorithms import get
 
     isotropic_only = sorted(get(a).label for a in run if get(a).first_order_needs_isotropic)

@@ -46,6 +46,14 @@ def delitem(path: str):
     return edit
 
 
+def both(*edits):
+    def edit(config):
+        for one in edits:
+            one(config)
+
+    return edit
+
+
 # (edit, substrings the message must contain: the key and the offending value)
 BAD = {
     "negative eta": (setitem("weak_error.etas", [0.1, -0.05]), ["weak_error.etas[1]", "-0.05"]),
@@ -220,12 +228,28 @@ BAD = {
     ),
     "bad two-basin parameter": (setitem("flat_minima.params.depth", 2.0), ["flat_minima.params", "depth"]),
     "svag floor task not a task": (
-        setitem("svag_convergence.floor_tasks", ["quadratic", "breast_cancer"]),
-        ["svag_convergence.floor_tasks", "'breast_cancer'"],
+        setitem("svag_convergence.floor_tasks", {"quadratic": ["usam"], "breast_cancer": ["sgd"]}),
+        ["svag_convergence.floor_tasks.breast_cancer", "'breast_cancer'"],
     ),
     "svag floor algorithm run nowhere": (
-        setitem("svag_convergence.floor_algorithms", ["dnsam"]),
-        ["svag_convergence.floor_algorithms", "'dnsam'"],
+        setitem("svag_convergence.floor_algorithms", ["sgd"]),
+        ["svag_convergence.floor_algorithms", "'sgd'", "runs on no task"],
+    ),
+    # SVAG's limit is not the SAM SDE (O(rho^2) apart even on a quadratic): a SAM floor claim is rejected by key
+    "svag floor claim for sam on the quadratic": (
+        setitem("svag_convergence.floor_tasks", {"quadratic": ["usam", "sam"]}),
+        ["svag_convergence.floor_tasks.quadratic", "'sam'", "rho^2 H Cov(u) H"],
+    ),
+    "svag floor claim for sam on every task": (
+        setitem("svag_convergence.floor_algorithms", ["sam"]),
+        ["svag_convergence.floor_algorithms", "'sam'", "rho^2 H Cov(u) H"],
+    ),
+    "svag floor claim for usam on a network": (
+        both(
+            setitem("svag_convergence.tasks.iris.algorithms", ["sam", "usam"]),
+            setitem("svag_convergence.floor_tasks", {"iris": ["usam"]}),
+        ),  # fmt: skip
+        ["svag_convergence.floor_tasks.iris", "'usam'", "only on the quadratic"],
     ),
     "svag per-algorithm grid for an algorithm not run": (
         setitem("svag_convergence.tasks.iris.ls", {"usam": [1, 2, 4]}),
@@ -494,8 +518,8 @@ def test_smoke_config_has_the_same_keys():
         out = set()
         for k, v in d.items():
             tasks = ("weak_error.tasks", "weak_error_minibatch.tasks", "svag_convergence.tasks")
-            if prefix.startswith(tasks) or prefix.endswith("params"):
-                continue  # task lists, per-task overrides and task parameters may differ
+            if prefix.startswith((*tasks, "svag_convergence.floor_tasks")) or prefix.endswith("params"):
+                continue  # task lists, per-task overrides, task -> algorithm maps and task parameters may differ
             out.add(prefix + k)
             if isinstance(v, dict):
                 out |= keys(v, prefix + k + ".")

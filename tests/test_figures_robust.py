@@ -153,7 +153,7 @@ def test_draw_weak_error_without_fits_or_rows():
         "diverged at eta = 0.1"
     ]
     labels = a.get_legend_handles_labels()[1]
-    assert "x: diverged" in labels and "own, g (slope n/a)" in labels and any("not resolved" in x for x in labels)
+    assert "x: diverged" in labels and "own, g (slope n/a)" in labels and any("not in the fit" in x for x in labels)
     assert draw_weak_error(b, sam.iloc[:0], no_fits, ("quadratic", "sam", "sqrt"), {"own_sde": "own"}) == ["no data"]
     for ax in (a, b):
         log_axes(ax)

@@ -2,6 +2,7 @@
 
 Small d (teacher-student, d = 21), seeded; each tolerance is stated where it is checked."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -56,7 +57,8 @@ def test_errors_are_resolved_above_the_paired_floor(tables):
 def test_claims_pass_when_the_interval_clears_the_minimum_and_fail_below_or_unusable():
     slopes = pd.DataFrame([
         {"task": "t", "dim": 21, "algorithm": "sam", "statistic": "loss", "l": 8, "slope": 1.0, "ci_low": 0.9,
-         "ci_high": 1.1, "n_etas": 3, "n_points": 3, "usable": True, "residual_share": 0.1, "error_min": 0.01,
+         "ci_high": 1.1, "a": 0.4, "a_low": 0.3, "a_high": 0.5, "b": 1.0, "n_etas": 3, "n_points": 3,
+         "usable": True, "residual_share": 0.1, "error_min": 0.01,
          "error_max": 0.04, "floor_max": 1e-4},
     ])  # fmt: skip
     below = slopes.assign(slope=0.9, ci_low=0.7, algorithm="usam")  # the point clears 0.8, its interval does not
@@ -72,3 +74,32 @@ def test_claims_pass_when_the_interval_clears_the_minimum_and_fail_below_or_unus
 def test_settings_are_checked(over, match):
     with pytest.raises(ValueError, match=match):
         svag_scale.check_settings(_settings(**over))
+
+
+def test_fit_screens_on_the_other_etas_and_reports_the_two_term_fit():
+    """Synthetic model errors 0.5 eta + 2 eta^1.5 at eta = 0.1 .. 0.0125 (bootstrap replicates equal to the values):
+    the two-term fit recovers a = 0.5, b = 2; the smallest eta's value pulled below 3x its floor (not resolved) still
+    enters the fit because the other etas predict it above (no selection on its own value), and a floor the others'
+    prediction does not clear takes it out.  (Before, the fit took the points' own resolved flags and had no a, b.)"""
+    etas = [0.1, 0.05, 0.025, 0.0125]
+    rows, reps = [], {}
+    for eta in etas:
+        err = 0.5 * eta + 2 * eta**1.5
+        for comparison, value in (("model", err), ("svag_residual", 0.01 * err)):
+            rows.append({"task": "t", "dim": 21, "algorithm": "sam", "eta": eta, "rho": 0.5 * eta**0.5, "l": 8,
+                         "statistic": "loss", "comparison": comparison, "error": value, "floor": 1e-5,
+                         "resolved": True, "n_diverged": 0})  # fmt: skip
+            reps[(eta, "sam", "loss", comparison)] = np.full(20, value)
+    fit = svag_scale.fit_slopes(pd.DataFrame(rows), reps).iloc[0]
+    assert fit.n_points == 4 and fit.a == pytest.approx(0.5) and fit.b == pytest.approx(2.0)
+    assert fit.a_low == pytest.approx(0.5) and fit.a_high == pytest.approx(0.5)
+    low = rows[6]  # eta = 0.0125, model: 0.009 predicted; own value pulled to 0.002 < 3 x 0.001
+    low.update(error=0.002, floor=0.001, resolved=False)
+    reps[(0.0125, "sam", "loss", "model")] = np.full(20, 0.002)
+    fit = svag_scale.fit_slopes(pd.DataFrame(rows), reps).iloc[0]
+    assert fit.n_points == 4 and fit.n_resolved == 3
+    low.update(floor=0.004)  # the others' prediction (~0.009) is below 3 x 0.004: out
+    fit = svag_scale.fit_slopes(pd.DataFrame(rows), reps).iloc[0]
+    assert fit.n_points == 3 and fit.usable
+    (claim,) = svag_scale.claims({"slopes": pd.DataFrame([fit])}, {"own_slope_min": 0.8})
+    assert "two-term fit a eta + b eta^1.5: a = " in claim.note

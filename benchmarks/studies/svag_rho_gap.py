@@ -62,7 +62,8 @@ def main() -> None:
         tasks = {name: base["tasks"][name] | {"ls": ls, "resolution": RESOLUTION} for name in TASKS}
         if args.quick:
             tasks = {name: t | {"ls": [1, 2], "resolution": 2, "n_paths": 16} for name, t in tasks.items()}
-        settings = base | {"algorithms": [algorithm], "tasks": tasks, "rho": base["rho"] | {"c": c}, "floor_tasks": []}
+        settings = base | {"algorithms": [algorithm], "tasks": tasks, "rho": base["rho"] | {"c": c}}
+        settings |= {"floor_tasks": {}, "gap_cs": []}
         settings |= {"n_boot": 20, "horizon": 0.2} if args.quick else {}
         tables = svag_convergence.run(settings, config["seed"], "cpu")
         for out, table in ((errors, tables["errors"]), (slopes, tables["slopes"])):

@@ -24,6 +24,8 @@ FIGURE_RULES = {
         {
             "errors": "results/svag/errors.csv",
             "slopes": "results/svag/slopes.csv",
+            "gap": "results/svag/gap.csv",
+            "gap_slopes": "results/svag/gap_slopes.csv",
         },
         {},
     ),

@@ -1,11 +1,14 @@
-# SVAG stage (docs/concepts.md, "SVAG"): SVAG_l against the Euler-Maruyama-integrated own SDE on one
-# Brownian path per (task, algorithm); one job for every task, which writes the tidy tables and its claims fragment.
+# SVAG stage: SVAG_l against SVAG_2l (self-convergence, the order-1 claim) and against the Euler-Maruyama-integrated
+# paper SDE on one Brownian path per (task, algorithm), and the gap between SVAG's limit and the paper SDE against
+# rho; one job for every task, which writes the tidy tables and its claims fragment.
 
 
 rule svag_convergence:
     output:
         errors="results/svag/errors.csv",
         slopes="results/svag/slopes.csv",
+        gap="results/svag/gap.csv",
+        gap_slopes="results/svag/gap_slopes.csv",
         claims="results/claims/svag_convergence.csv",
     log:
         "logs/svag_convergence.log",
@@ -17,7 +20,8 @@ rule svag_convergence:
     threads: 1
     params:
         section=section("svag_convergence"),
-        slope_range=config["claims"]["svag_slope_range"],
+        slope_max=config["claims"]["svag_slope_max"],
+        gap_slope_min=config["claims"]["svag_gap_slope_min"],
     script:
         "../../scripts/svag_convergence.py"
 
