@@ -24,6 +24,7 @@ with Job(snakemake) as job:
     set_style()
     errors, slopes, gap, gap_slopes = (job.read(k) for k in ("errors", "slopes", "gap", "gap_slopes"))
     tasks, statistics = list(dict.fromkeys(errors.task)), [g for g in LABELS if g in set(errors.statistic)]
+    fits = slopes.set_index(["task", "statistic", "algorithm", "reference"])  # a missing fit draws "not fitted"
     fig, axes = plt.subplots(len(statistics) + 1, len(tasks), figsize=(4.4 * len(tasks), 3.4 * (len(statistics) + 1)),
                              squeeze=False)  # fmt: skip
     for row, g in enumerate(statistics):
@@ -31,8 +32,8 @@ with Job(snakemake) as job:
             ax, cell = axes[row][col], errors[(errors.task == task) & (errors.statistic == g)]
             for (alg, ref), cur in cell[cell.reference != "fine"].groupby(["algorithm", "reference"]):
                 cur, self_ref = cur.sort_values("l"), ref == "self"
-                fit = slopes.set_index(["task", "statistic", "algorithm", "reference"]).loc[(task, g, alg, ref)]
-                label = f"{get(alg).label} vs {'SVAG_2l' if self_ref else 'paper SDE'}: {interval(*fit[CI])}"
+                fit = fits.loc[(task, g, alg, ref), CI] if (task, g, alg, ref) in fits.index else [np.nan] * 3
+                label = f"{get(alg).label} vs {'SVAG_2l' if self_ref else 'paper SDE'}: {interval(*fit)}"
                 yerr = np.clip([cur.distance - cur.ci_low, cur.ci_high - cur.distance], 0, None)
                 ax.errorbar(cur.l, cur.distance, yerr=yerr, marker="o" if self_ref else "x", ls="-" if self_ref else
                             "-.", color=PALETTE[alg], alpha=1 if self_ref else 0.5, label=label, capsize=2)  # fmt: skip

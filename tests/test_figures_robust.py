@@ -254,7 +254,10 @@ def test_svag_figures_without_fits_and_with_nan_errors(tmp_path):
         distance=math.nan, ci_low=math.nan, ci_high=math.nan, floor=math.nan,
     ) for g in ("loss", "grad_norm_plus_norm") for amp in (1, 2, 4)]  # fmt: skip
     slopes = pd.DataFrame(columns=["reference", "task", "statistic", "algorithm", "slope", "ci_low", "ci_high"])
-    run_figure("svag_convergence", tmp_path, {"errors": pd.DataFrame(rows), "slopes": slopes})
+    gap = pd.DataFrame(columns=["task", "algorithm", "statistic", "rho", "gap", "floor", "resolved"])
+    gap_slopes = pd.DataFrame(columns=["task", "algorithm", "statistic", "slope", "ci_low", "ci_high"])
+    tables = {"errors": pd.DataFrame(rows), "slopes": slopes, "gap": gap, "gap_slopes": gap_slopes}
+    run_figure("svag_convergence", tmp_path, tables)
     rows = [dict(
         task="teacher_student", dim=100, l=4, statistic=g, algorithm="sam", comparison=c, eta=eta, error=math.nan,
         ci_low=math.nan, ci_high=math.nan, floor=math.nan,
