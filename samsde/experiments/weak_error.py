@@ -507,6 +507,7 @@ def solver_claim(fits: pd.DataFrame, task: str, prefix: str, figure: str) -> Cla
         note += f"; the unresolved ones are at most {bound:.3g} of the model error ({FLOOR_FACTOR:g}x their floor)"
     if not resolved and np.isfinite(bound):
         note += ": no solver estimate resolved, the claim rests on that bound"
+        note += "" if bound < SOLVER_SHARE_MAX else f", which is not below {SOLVER_SHARE_MAX}: not a pass"
     elif not resolved:
         note += "; no fit has a point (diverged or unresolved runs): not a pass"
     return Claim(
