@@ -49,7 +49,7 @@ FIGURE_TABLES = {
     "trajectories": ["results/weak_error/runs/<task>/eta_<eta>/trajectories.csv"],
     "drift_ablation": ["results/weak_error/errors.csv"],
     "weak_error_minibatch": ["results/weak_error_minibatch/errors.csv", "results/weak_error_minibatch/slopes.csv"],
-    "svag_convergence": ["results/svag/errors.csv", "results/svag/slopes.csv"],
+    "svag_convergence": [f"results/svag/{t}.csv" for t in ("errors", "slopes", "gap", "gap_slopes")],
     "svag_scale": ["results/svag/scale_errors.csv", "results/svag/scale_slopes.csv"],
     "quadratic_stationary": ["results/insights/quadratic_stationary.csv"],
     "saddle": [f"results/insights/saddle_{t}.csv" for t in ("grid", "trajectories", "radius")],

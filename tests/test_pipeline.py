@@ -114,7 +114,8 @@ def test_changing_one_parameter_reruns_only_its_rules(smoke_run, tmp_path):
     rules = {line.split()[0] for line in out.stdout.splitlines() if line.strip() and line.split()[-1].isdigit()}
     rules -= {"total", "job", "Job"}
     # the profile summarises every job's benchmark file, so it follows any rerun
-    expected = {"saddle", "figure_saddle", "claims", "claims_report", "provenance", "pipeline_profile", "all"}
+    expected = {"saddle", "figure_saddle", "claims", "claims_report", "provenance", "pipeline_profile", "results_page",
+                "all"}  # fmt: skip
     assert rules == expected, out.stdout
 
 
