@@ -12,7 +12,7 @@ from samsde_workflow.weak_error_figures import draw_weak_error
 MODELS = {"own_sde": "own SDE", "sgd_sde": "SGD SDE"}
 TITLE = (
     "Weak error vs eta: own SDE vs SGD SDE, g = |grad f| + |x| (solid) and g = f (dashed); SDE mean by Richardson "
-    "2E_2r - E_r; hollow: within 3x the noise floor (not fitted); 95% paired-bootstrap bands"
+    "2E_2r - E_r; hollow: not in the fit (its predicted error < 3x its floor); 95% paired-bootstrap bands"
 )
 
 

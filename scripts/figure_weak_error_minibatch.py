@@ -13,8 +13,8 @@ from samsde_workflow.weak_error_figures import STATISTICS, draw_weak_error
 MODELS = {"own_sde": "mini-batch SDE", "sgd_sde": "SGD SDE", "additive_formula": "additive formula"}
 TITLE = (
     "Weak error vs eta on real mini-batches (rho = c sqrt(eta)): the paper's mini-batch SDE, the SGD SDE and the "
-    "additive-noise formula; SDE mean by Richardson 2E_2r - E_r; hollow: within 3x the noise floor (not fitted); "
-    "95% bootstrap bands; discrete runs not coupled to the SDEs"
+    "additive-noise formula; SDE mean by Richardson 2E_2r - E_r; hollow: not in the fit (its predicted error < 3x "
+    "its floor); 95% bootstrap bands; discrete runs not coupled to the SDEs"
 )
 
 with Job(snakemake) as job:
