@@ -1,6 +1,7 @@
 """The weak-error panel shared by the figures weak_error (Gaussian noise) and weak_error_minibatch: relative weak
 error vs eta (log-log) of each SDE model with its paired-bootstrap band, hollow markers where a point is not in the
-slope fit (the error the other etas predict for it is within 3x its noise floor), and for the panel's reference model the solver's bias E_r - E_2r and 3x the floor.
+slope fit (the error the other etas predict for it is within 3x its noise floor), and for the panel's reference
+model the solver's bias E_r - E_2r and 3x the floor.
 Diverged runs get a red "x" at their eta and a text in the panel; a panel without rows says "no data"."""
 
 from __future__ import annotations
