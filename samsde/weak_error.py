@@ -103,6 +103,15 @@ def order1_lower_bound_holds(ci_low: float, minimum: float) -> bool:
     return bool(math.isfinite(ci_low) and ci_low >= minimum)
 
 
+def short_of_minimum(slope: float, ci_low: float, ci_high: float, minimum: float, grid: str) -> str:
+    """For a lower-bound slope claim whose point estimate clears ``minimum`` but whose interval does not: a note that
+    the precision fails, not the slope (``grid``: what more of would narrow it, e.g. "paths and etas"); else ""."""
+    if math.isfinite(slope) and slope >= minimum and not ci_low >= minimum:
+        return (f"the slope {slope:.2f} clears {minimum} but its interval [{ci_low:.2f}, {ci_high:.2f}] does not: too "
+                f"wide at this number of {grid}, not evidence against the order")  # fmt: skip
+    return ""
+
+
 @dataclass
 class TwoTermFit:
     """error = a eta + b eta^(3/2): an order-1 weak error's leading term and the next one under rho = c sqrt(eta)."""

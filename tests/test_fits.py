@@ -143,6 +143,6 @@ def test_a_failing_control_says_why_in_numbers_and_what_to_change():
 def test_an_order1_row_too_wide_to_clear_the_minimum_says_so():
     ev = we._Evidence(None, None, None, own_min=0.8, control_range=(0.8, 1.2), sgd_max=0.75, level=0.95)
     wide = pd.Series({"slope": 0.95, "ci_low": 0.73, "ci_high": 1.19})
-    assert "clears 0.8 but its interval [0.73, 1.19] does not" in ev.precision(wide)
+    assert "clears 0.8 but its interval [0.73, 1.19] does not: too wide" in ev.precision(wide)
     assert ev.precision(wide.copy().replace({0.95: 0.7})) == ""  # the point itself is below: the slope fails
     assert ev.precision(pd.Series({"slope": 1.0, "ci_low": 0.85, "ci_high": 1.2})) == ""

@@ -44,6 +44,7 @@ from samsde.weak_error import (
     quantile_interval,
     richardson,
     screen_resolved,
+    short_of_minimum,
 )
 
 TEST_FUNCTIONS = ("grad_norm_plus_norm", "loss")
@@ -367,13 +368,8 @@ class _Evidence:
         )  # fmt: skip
 
     def precision(self, fit) -> str:
-        """For an order-1 row whose point estimate clears the minimum but whose interval does not: say that the
-        precision fails, not the slope."""
-        if np.isfinite(fit.slope) and fit.slope >= self.own_min and not fit.ci_low >= self.own_min:
-            return (f"the slope {fit.slope:.2f} clears {self.own_min} but its interval [{fit.ci_low:.2f}, "
-                    f"{fit.ci_high:.2f}] does not: too wide at this number of paths and etas, not evidence against "
-                    "order 1")  # fmt: skip
-        return ""
+        """For an order-1 row whose point estimate clears the minimum but whose interval does not."""
+        return short_of_minimum(fit.slope, fit.ci_low, fit.ci_high, self.own_min, "paths and etas")
 
     def cell_claims(self, task, algorithm, scaling, alpha, statistic, control_ok, regime):
         """The claims of one (task, algorithm, scaling, test function); ``regime``: why the control fails ("" if
