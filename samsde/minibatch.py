@@ -81,10 +81,12 @@ class BatchDraws:
 
     An SDE integrated at q r steps per eta with ``hold = q`` and the same generator as its r-step twin evaluates
     its coefficients on the very batches the twin uses, two (q) substeps each: the batches are part of the driving
-    noise, like the Brownian path, so E_r - E_2r measures the solver's bias and not the inner sample's noise."""
+    noise, like the Brownian path, so E_r - E_2r measures the solver's bias and not the inner sample's noise.
+    With ``pairs`` (antithetic paths, :func:`samsde.simulate.simulate`) paths m and m + M/2 share their batches, as
+    they share their Brownian path up to its sign."""
 
-    def __init__(self, generator: torch.Generator, hold: int = 1):
-        self.generator, self.hold = generator, hold
+    def __init__(self, generator: torch.Generator, hold: int = 1, pairs: bool = False):
+        self.generator, self.hold, self.pairs = generator, hold, pairs
         self._idx: Tensor | None = None
         self._uses = 0
 
@@ -94,12 +96,19 @@ class BatchDraws:
         self._uses += 1
         return self._idx
 
+    def rows(self, k: int, m: int, n: int, batch_size: int) -> Tensor:
+        """(k m, B) indices, row j m + i for draw j of path i (paths i and i + m/2 alike with ``pairs``)."""
+        if not self.pairs:
+            return self(k * m, n, batch_size)
+        half = self(k * (m // 2), n, batch_size).view(k, m // 2, batch_size)
+        return half.repeat(1, 2, 1).view(k * m, batch_size)
+
 
 def sample(model: SDEModel, p: Point) -> BatchSample:
     """Draw the inner sample at p: ``model.inner_samples`` batches per path (``model.batch_draws``)."""
     task, noise, algorithm = model.task, model.noise, model.sampled_algorithm
     k, (m, d) = model.inner_samples, p.x.shape
-    idx = model.batch_draws(k * m, task.n_data, noise.batch_size).to(p.x.device)  # row j m + i: path i
+    idx = model.batch_draws.rows(k, m, task.n_data, noise.batch_size).to(p.x.device)  # row j m + i: path i
     lin = task.batch_linearize(p.x.repeat(k, 1), idx)
     v = algorithm.perturbation(lin.grad, lambda: p.grad.repeat(k, 1), 1.0)  # grad f: only DNSAM asks for it
     h = lin.hvp(v)

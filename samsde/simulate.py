@@ -157,6 +157,14 @@ class SDERunner:
         return x
 
 
+def _increments(gen, n: int, n_paths: int, dim_w: int, dt: float, device, antithetic: bool) -> Tensor:
+    """(n, M, dim_w) Brownian increments; antithetic: the second half of the paths gets the first half's, negated."""
+    if not antithetic:
+        return brownian_increments(gen, n, n_paths, dim_w, dt, device)
+    half = brownian_increments(gen, n, n_paths // 2, dim_w, dt, device)
+    return torch.cat([half, -half], dim=1)
+
+
 @dataclass
 class SimulationResult:
     """Per-path records of every observable: ``values[runner][observable]`` is (n_records, M)."""
@@ -190,6 +198,7 @@ def simulate(
     coupled: bool = True,
     blowup: float = 1e8,
     progress: bool = False,
+    antithetic: bool = False,
 ) -> SimulationResult:
     """Advance every runner from x0 for ``n_steps`` steps of their common size eta; record observables.
 
@@ -200,6 +209,10 @@ def simulate(
 
     The noise stream is ``make_generator(seed, *stream, "brownian")`` (one per runner, named after it, when not
     ``coupled``); mini-batch draws and SAM inner samples use their own named streams, set by their owners.
+
+    ``antithetic``: the paths come in pairs (m, m + M/2) driven by opposite Brownian increments (dW, -dW); each path
+    still has the law of a plain one, and the mean of a pair cancels the part of g(X) linear in the path
+    (:func:`samsde.weak_error.pair_means`).  M must be even.
     """
     if resolution < 1:
         raise ValueError(f"resolution must be >= 1, got {resolution}")
@@ -207,6 +220,8 @@ def simulate(
         raise ValueError(
             f"need n_paths >= 1, n_steps >= 0, record_every >= 1; got {n_paths}, {n_steps}, {record_every}"
         )
+    if antithetic and n_paths % 2:
+        raise ValueError(f"antithetic paths come in pairs: n_paths must be even, got {n_paths}")
     names = [r.name for r in runners]
     if len(set(names)) != len(names):
         raise ValueError(f"runner names must be unique, got {names}")
@@ -265,7 +280,7 @@ def simulate(
                 gen = gens[r.name]
                 key = id(gen)
                 if key not in increments:
-                    increments[key] = brownian_increments(gen, resolution * finest, n_paths, r.dim_w, dt, device)
+                    increments[key] = _increments(gen, resolution * finest, n_paths, r.dim_w, dt, device, antithetic)
                 own = coarsened(increments[key], finest // q)
             else:
                 own = None

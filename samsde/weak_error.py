@@ -227,24 +227,73 @@ FLOOR_FACTOR = 3.0
 
 
 def paired_error(
-    a: Tensor, b: Tensor, weights: Tensor, level: float = 0.95, scale: Tensor | None = None
+    a: Tensor,
+    b: Tensor,
+    weights: Tensor,
+    level: float = 0.95,
+    scale: Tensor | None = None,
+    scale_weights: Tensor | None = None,
 ) -> PairedError:
     """The relative weak error of b against a with its noise floor and percentile interval (see PairedError).
 
     a, b: (n_steps, M) value tables on the same paths; weights: (n_boot, M) from :func:`bootstrap_weights`;
     ``scale``: the table whose mean_k |mean_m| normalises (default a; the solver's bias E_r - E_2r is normalised
-    by the discrete run, like the model error it is compared with).  NaN if any path of a table diverged."""
+    by the discrete run, like the model error it is compared with), resampled by ``scale_weights`` when its paths
+    are not a's (default ``weights``).  NaN if any path of a table diverged."""
     scale = a if scale is None else scale
+    scale_weights = weights if scale_weights is None else scale_weights
     if not (torch.isfinite(a).all() and torch.isfinite(b).all() and torch.isfinite(scale).all()):
-        nan = float("nan")
-        return PairedError(nan, nan, nan, nan, torch.full((weights.shape[0],), nan, dtype=torch.float64))
+        return _nan_error(weights.shape[0])
     delta = a - b
     norm = scale.mean(1).abs().mean()
     value = delta.mean(1).abs().max() / norm
     floor = (delta.std(1, correction=1) / math.sqrt(a.shape[1])).max() / norm
-    reps = (weights @ delta.T).abs().amax(1) / (weights @ scale.T).abs().mean(1)
+    reps = (weights @ delta.T).abs().amax(1) / (scale_weights @ scale.T).abs().mean(1)
+    return PairedError(float(value), *_interval(reps, level), float(floor), reps)
+
+
+def _interval(reps: Tensor, level: float) -> tuple[float, float]:
     q = torch.quantile(reps, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
-    return PairedError(float(value), float(q[0]), float(q[1]), float(floor), reps)
+    return float(q[0]), float(q[1])
+
+
+def _nan_error(n_boot: int) -> PairedError:
+    nan = float("nan")
+    return PairedError(nan, nan, nan, nan, torch.full((n_boot,), nan, dtype=torch.float64))
+
+
+def pair_means(values: Tensor) -> Tensor:
+    """(n_steps, M) values of antithetic paths (m and m + M/2 paired) -> (n_steps, M/2) pair means, the independent
+    units of an antithetic sample: their mean is the paths' mean, their variance is what its floor is made of."""
+    half = values.shape[1] // 2
+    return (values[:, :half] + values[:, half:]) / 2
+
+
+def two_sample_error(a: Tensor, b: Tensor, weights_a: Tensor, weights_b: Tensor, level: float = 0.95) -> PairedError:
+    """The relative weak error of b against a when they share no noise (a: discrete runs, b: SDE units, of any
+    counts): the same statistic as :func:`paired_error`, with the floor
+        max_k sqrt(Var a_k / M_a + Var b_k / M_b) / N
+    and a bootstrap that resamples a's units and b's units apart (``weights_a``: (n_boot, M_a), ``weights_b``:
+    (n_boot, M_b)).  Every error of one cell resampled with the same two sets of weights keeps their ratios paired
+    wherever the SDEs share a path."""
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        return _nan_error(weights_a.shape[0])
+    ma, mb = a.mean(1), b.mean(1)
+    norm = ma.abs().mean()
+    value = (ma - mb).abs().max() / norm
+    se = (a.var(1, correction=1) / a.shape[1] + b.var(1, correction=1) / b.shape[1]).sqrt()
+    ra = weights_a @ a.T  # (n_boot, n_steps)
+    reps = (ra - weights_b @ b.T).abs().amax(1) / ra.abs().mean(1)
+    return PairedError(float(value), *_interval(reps, level), float(se.max() / norm), reps)
+
+
+def unpaired_floor(a: Tensor, b: Tensor, scale: Tensor) -> float:
+    """The floor a paired difference of a and b would have if they shared no noise: max_k sqrt(Var a_k + Var b_k) /
+    sqrt(M) / N.  Against the paired floor it measures what the pairing buys."""
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all() and torch.isfinite(scale).all()):
+        return float("nan")
+    se = ((a.var(1, correction=1) + b.var(1, correction=1)) / a.shape[1]).sqrt()
+    return float(se.max() / scale.mean(1).abs().mean())
 
 
 def quantile_interval(values, level: float = 0.95) -> tuple[float, float]:

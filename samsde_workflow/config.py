@@ -18,7 +18,7 @@ from samsde_workflow.config_checks import param_errors, records_fit, section_err
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 TASK_OVERRIDES = ("n_paths", "horizon", "resolution", "etas", "noise", "inner_samples", "sam_moments")
-MINIBATCH_OVERRIDES = ("n_paths", "horizon", "resolution", "etas", "batch_size", "n_inner")
+MINIBATCH_OVERRIDES = ("n_paths", "discrete_paths", "horizon", "resolution", "etas", "batch_size", "n_inner")
 #: the weak-error stages: config section -> the keys a task entry may override
 STAGES = {"weak_error": TASK_OVERRIDES, "weak_error_minibatch": MINIBATCH_OVERRIDES}
 
@@ -294,6 +294,7 @@ def task_setting(config: dict, task: str, stage: str = "weak_error") -> dict:
             inner_samples=setting.pop("n_inner"),
             sam_moments="auto",
             formula_ablation=list(we["formula_ablation"]),
+            antithetic=we["antithetic"],
         )
     return setting
 
@@ -321,6 +322,12 @@ def _minibatch_errors(config: dict) -> list[str]:
             errors.append(
                 f"config key {where}.batch_size: {batch} must be in [1, N - 1] = [1, {task.n_data - 1}] for "
                 f"{name!r} (N = {task.n_data} samples; B = N has no noise)"
+            )
+        where = key if "n_paths" in entry else "weak_error_minibatch"
+        if section["antithetic"] and setting["n_paths"] % 2:
+            errors.append(
+                f"config key {where}.n_paths: {setting['n_paths']} is odd; antithetic SDE paths come in pairs "
+                "(weak_error_minibatch.antithetic: true)"
             )
         where = key if "n_inner" in entry else "weak_error_minibatch"
         if section["diffusion"] == "sampled" and setting["inner_samples"] > task.n_data:

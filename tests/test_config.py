@@ -270,6 +270,10 @@ BAD = {
         ["svag_convergence.noise.kind", "minibatch"],
     ),
     "svag scale odd l": (setitem("svag_scale.l", 15), ["svag_scale.l", "15"]),
+    "odd antithetic SDE paths": (
+        setitem("weak_error_minibatch.tasks.teacher_student.n_paths", 301),
+        ["weak_error_minibatch.tasks.teacher_student.n_paths", "301", "pairs"],
+    ),
     "svag scale horizon not whole steps": (setitem("svag_scale.horizon", 0.55), ["svag_scale.horizon", "0.55"]),
     "svag scale unknown task": (setitem("svag_scale.task.name", "mnist"), ["svag_scale.task.name", "mnist"]),
     "svag scale bad task parameter": (
@@ -415,6 +419,7 @@ SIZE_MINIMA = {
     **{f"weak_error.tasks.teacher_student.params.{k}": 1 for k in ("n_in", "n_hidden", "n_samples")},
     "weak_error.tasks.teacher_student.n_paths": 2,
     **{f"weak_error_minibatch.{k}": m for k, m in {"resolution": 1, "n_paths": 2, "n_boot": 10, "n_inner": 2}.items()},
+    "weak_error_minibatch.discrete_paths": 2,
     "weak_error_minibatch.batch_size": 1,
     "weak_error_minibatch.record_every": 1,
     "weak_error_minibatch.tasks.iris.params.n_hidden": 1,
