@@ -29,6 +29,7 @@ SCRIPTS = {  # script -> extra arguments of the full run
     "bench_network_derivatives.py": [],
     "bench_torchsde.py": [],
     "bench_minibatch.py": [],
+    "bench_minibatch_estimator.py": [],
     "bench_user_model.py": [],
     "bench_lecture_batched.py": [],
 }
