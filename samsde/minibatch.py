@@ -112,6 +112,19 @@ def batch_curvature_mean(model: SDEModel, p: Point) -> Tensor:
     return p.lin.hvp(p.grad) + model.noise.scale**2 * model.task.sample_curvature(p.x, p.lin)
 
 
+def linear_root(model: SDEModel, p: Point, c: Tensor) -> tuple[Tensor, Tensor]:
+    """(S xi, D_lin^T xi) for USAM's ascent direction v_gamma = g_gamma, (M, d) each, with c = xi - mean(xi): (M, N).
+
+    S xi = sqrt(kappa/N) G^T c and D_lin^T xi = sqrt(kappa/N) [(sum_i c_i H_i) grad f + H G^T c], with
+    G^T c = sum_i c_i grad l_i: one weighted linearization of sum_i c_i l_i (its gradient G^T c and one product
+    with grad f) and one full-batch product H (G^T c); no inner sample."""
+    weighted = model.task.weighted_linearize(p.x, c)
+    gc = weighted.grad
+    root = weighted.hvp(p.grad).add_(p.lin.hvp(gc))
+    scale = model.noise.scale
+    return gc.mul_(scale), root.mul_(scale)
+
+
 def _ascent(model: SDEModel, algorithm) -> bool:
     return algorithm.perturbs and model.rho > 0
 
@@ -131,6 +144,9 @@ def diffusion(model: SDEModel, p: Point, xi: Tensor) -> Tensor:
         return model.noise.sqrt_apply(p.x, xi)
     if model.mode == "sampled":
         return p.inner.sampled_root_apply(xi[:, : model.inner_samples], model.rho)
+    if model.mode == "linear":
+        s_xi, root = model.diffusion_algorithm.minibatch_linear_root(model, p, xi - xi.mean(-1, keepdim=True))
+        return s_xi.add_(root, alpha=model.rho)
     return model.noise.sqrt_apply(p.x, xi) + model.rho * p.inner.d_transpose_apply(xi)
 
 
@@ -145,4 +161,19 @@ def diffusion_matrix(model: SDEModel, p: Point, sigma: Tensor) -> Tensor:
 def needs_sample(model: SDEModel) -> bool:
     """Whether the model draws an inner sample: the diffusion's ascent term, or a drift without a closed form."""
     drift_needs = _ascent(model, model.drift_algorithm) and not model.drift_algorithm.has_minibatch_mean
-    return drift_needs or _ascent(model, model.diffusion_algorithm)
+    return drift_needs or (_ascent(model, model.diffusion_algorithm) and model.mode != "linear")
+
+
+def resolve_mode(model: SDEModel, mode: str) -> str:
+    """The diffusion mode a mini-batch SDE runs: ``auto`` is ``linear`` unless the diffusion's algorithm takes an
+    ascent step without a noise-free linear root (SAM: ``sampled``); ``linear`` for such an algorithm is an error."""
+    algorithm = model.diffusion_algorithm
+    rootless = _ascent(model, algorithm) and not algorithm.has_minibatch_linear_root
+    if mode == "auto":
+        return "sampled" if rootless else "linear"
+    if mode == "linear" and rootless:
+        raise ValueError(
+            f"diffusion mode 'linear' needs a noise-free linear root, which {algorithm.label} ({algorithm.name!r}) "
+            "does not have (its h_gamma is not linear in the batch weights): use 'sampled', 'first_order' or 'auto'"
+        )
+    return mode
