@@ -412,23 +412,26 @@ def test_linear_and_auto_modes(setting):
 
 @pytest.mark.parametrize("name", ["iris", "teacher_student"])
 def test_weighted_linearization_matches_autograd_on_networks(name):
-    """The closed-form weighted linearization of sum_i c_i l_i (the batch kernel on all N samples) against the
-    generic autograd one, at 3 random points with random weights: gradient and two Hessian-vector products to 1e-12
-    relative."""
+    """The closed-form weighted linearizations of sum_i c_i l_i (the full-batch kernel with sample weights, and the
+    batch kernel on all N samples) against the generic autograd one, at 3 random points with random weights:
+    gradient and two Hessian-vector products to 1e-12 relative."""
     from samsde import make_task
+    from samsde.tasks._batch_kernel import BatchNetworkLinearization
 
     task = make_task(name)
     gen = make_generator(4, name)
     x = 0.5 * torch.randn(3, task.dim, generator=gen, dtype=DTYPE)
     c = torch.randn(3, task.n_data, generator=gen, dtype=DTYPE)
-    fast, ref = task.weighted_linearize(x, c), FiniteSum.weighted_linearize(task, x, c)
-    assert type(fast).__name__ == "BatchNetworkLinearization"
+    ref = FiniteSum.weighted_linearize(task, x, c)
+    fast = task.weighted_linearize(x, c)
+    kernel = BatchNetworkLinearization(task, x, None, c, l2=False)  # the batch kernel on all N samples
+    assert type(fast).__name__ == "NetworkLinearization"
     scale = ref.grad.abs().max()
-    assert (fast.grad - ref.grad).abs().max() < 1e-12 * scale
-    assert torch.allclose(fast.grad, task.weighted_sample_grad(x, c), rtol=0, atol=1e-12 * scale)
-    for v in (torch.randn(3, task.dim, generator=gen, dtype=DTYPE), ref.grad):
-        hv, hv_ref = fast.hvp(v), ref.hvp(v)
-        assert (hv - hv_ref).abs().max() < 1e-12 * hv_ref.abs().max()
+    for lin in (fast, kernel):
+        assert (lin.grad - ref.grad).abs().max() < 1e-12 * scale
+        for v in (torch.randn(3, task.dim, generator=gen, dtype=DTYPE), ref.grad):
+            hv, hv_ref = lin.hvp(v), ref.hvp(v)
+            assert (hv - hv_ref).abs().max() < 1e-12 * hv_ref.abs().max()
 
 
 @pytest.mark.parametrize("hvp_mode", ["reverse", "forward"])
