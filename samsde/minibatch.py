@@ -19,6 +19,14 @@ g_gamma / |g_gamma| for SAM) has, with h_gamma = H_gamma v_gamma,
   B B^T = Sigma + rho (K + K^T) + rho^2 D^T D.  No (M, N, d) tensor: w_k . xi is a gather of xi at the batch.
 - ``exact`` diffusion: the dense Sigma + rho (K^ + K^^T) from the same inner sample, K^ = Cov_k(g_k, h_k) (= S D^),
   and its symmetric root (samsde.sde).
+- ``linear`` diffusion (USAM, DNSAM: ``Algorithm.minibatch_linear_root``), no inner sample: with g_gamma =
+  grad f + sum_i w_i grad f_i and H_gamma = H + sum_i w_i H_i, USAM's h_gamma - m is linear in w up to its quadratic
+  part q(w) - E q, q(w) = sum_ij w_i w_j H_i grad f_j.  The linear part has the noise-free root (:func:`linear_root`)
+      D_lin^T xi = sqrt(kappa/N) [(sum_i c_i H_i) grad f + H G^T c],   c = xi - mean(xi),  G^T c = sum_i c_i grad f_i
+  (the centring removes the L2 term), over |grad f| for DNSAM, and B xi = S xi + rho D_lin^T xi: linear in xi with
+  leading term S xi, the SGD SDE's noise.  B B^T = Sigma + rho (K_lin + K_lin^T) + rho^2 D_lin^T D_lin with
+  K_lin = S D_lin; K - K_lin = E[(G^T w) q(w)^T] is a third moment of w and enters the generator at O(eta rho),
+  O(eta^1.5) under rho = c sqrt(eta).  ``auto``: ``linear`` where the algorithm has the root, else ``sampled`` (SAM).
 Applying the additive-noise formulas of section 3 to mini-batch noise instead (``minibatch_formula="additive"``)
 drops the drift term (rho/2) grad tr Sigma and the randomness of H_gamma in K: a named ablation, never the default.
 """
