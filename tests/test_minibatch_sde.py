@@ -478,3 +478,18 @@ def test_config_rejects_the_linear_diffusion_with_sam(diffusion, algorithms, rej
         validate_config(config)
     assert "weak_error_minibatch.diffusion" in str(info.value) and "'linear'" in str(info.value)
     assert "['sam']" in str(info.value)
+
+
+@pytest.mark.parametrize("diffusion", ["auto", "linear"])
+def test_minibatch_cell_runs_under_the_linear_and_auto_diffusions(setting, diffusion):
+    """The stage's cell with diffusion 'auto' (USAM and DNSAM linear, SAM sampled) or 'linear' (no SAM): every row of
+    the paper's SDE and of the ablation gets a finite error."""
+    from samsde.experiments.weak_error import run_cell
+
+    task, noise, _ = setting
+    algorithms = ["usam", "dnsam", "sam"] if diffusion == "auto" else ["usam", "dnsam"]
+    setting_ = {"task": "fsq", "algorithms": algorithms, "scalings": {"sqrt": {"alpha": 0.5, "c": 0.5}},
+                "formula_ablation": ["sqrt"], "resolution": 2, "horizon": 0.2, "n_paths": 50, "n_boot": 10,
+                "record_every": 1, "diffusion": diffusion, "inner_samples": 4, "sam_moments": "auto"}  # fmt: skip
+    errors = run_cell(task, noise, torch.zeros(D, dtype=DTYPE), setting_, 0.1, seed=0)["errors"]
+    assert set(errors.algorithm) >= set(algorithms) and errors.rel_error.notna().all()
