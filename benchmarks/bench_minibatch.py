@@ -7,8 +7,10 @@
    thread.  Jobs (one call each first, then 5 interleaved blocks of 5 calls; the state is not advanced):
    ``discrete:<alg>`` = ``DiscreteRunner.advance`` (one optimizer step on a fresh batch per path);
    ``sde:<alg>:<mode>:K=<n_inner>`` = ``euler_maruyama_step(model, x, dW, eta / 5)`` of the mini-batch SDE in modes
-   first_order (K = 16) and sampled (K = 16, 4); ``sde:usam:additive`` (section 3's formula, the ablation).
-   Rows: ``seconds_per_step`` per block and ``ratio_to_discrete_sam`` (ratio of medians).
+   first_order (K = 16) and sampled (K = 16, 4); ``sde:<alg>:linear`` (USAM, DNSAM: the noise-free linear root, no
+   inner sample); ``sde:usam:additive`` (section 3's formula, the ablation).
+   Rows: ``seconds_per_step`` per block, ``ratio_to_discrete_sam`` and, for ``sde:<alg>:...``,
+   ``ratio_to_discrete_same`` (against ``discrete:<alg>``), ratios of medians.
 2. Memory.  One first_order step at breast-cancer size (``make_task('breast_cancer')``, d = 257, N = 569, B = 32,
    n_inner = 16, M = 1000, usam and sam) in a fresh child: ``peak_rss_increase``, the growth of its peak RSS over
    the step (MB), against ``mnd_tensor``, the size of one (M, N, d) float64 tensor, which no step should form.
@@ -43,6 +45,9 @@ def jobs_for(task, n_paths: int) -> dict:
                 gen = make_generator(SEED, "inner", alg, mode, k)
                 model = SDEModel(task, noise, ETA, rho, alg, mode=mode, inner_samples=k, generator=gen)
                 out[f"sde:{alg}:{mode}:K={k}"] = lambda m=model: euler_maruyama_step(m, x, dw, ETA / R)
+        if alg in ("usam", "dnsam"):
+            model = SDEModel(task, noise, ETA, rho, alg, mode="linear")
+            out[f"sde:{alg}:linear"] = lambda m=model: euler_maruyama_step(m, x, dw, ETA / R)
     additive = SDEModel(task, noise, ETA, RHO, "usam", minibatch_formula="additive")
     out["sde:usam:additive"] = lambda: euler_maruyama_step(additive, x, dw, ETA / R)
     return out
@@ -77,6 +82,9 @@ def main() -> None:
             rows.series(name, task.dim, n_paths, key, "seconds_per_step", "s", [t / calls for t in secs],
                         f"B = {BATCH}, dt = eta / {R}; blocks of {calls} calls")  # fmt: skip
             rows.add(name, task.dim, n_paths, key, "ratio_to_discrete_sam", "x", median(secs) / base)
+            if key.startswith("sde:") and key.count(":") >= 2:
+                same = median(times["discrete:" + key.split(":")[1]])
+                rows.add(name, task.dim, n_paths, key, "ratio_to_discrete_same", "x", median(secs) / same)
             rows.add(name, task.dim, n_paths, key, "foreign_load", "cores", loads[key])
     bc = make_task("breast_cancer")
     m = 20 if args.quick else 1000

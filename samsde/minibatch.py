@@ -19,6 +19,14 @@ g_gamma / |g_gamma| for SAM) has, with h_gamma = H_gamma v_gamma,
   B B^T = Sigma + rho (K + K^T) + rho^2 D^T D.  No (M, N, d) tensor: w_k . xi is a gather of xi at the batch.
 - ``exact`` diffusion: the dense Sigma + rho (K^ + K^^T) from the same inner sample, K^ = Cov_k(g_k, h_k) (= S D^),
   and its symmetric root (samsde.sde).
+- ``linear`` diffusion (USAM, DNSAM: ``Algorithm.minibatch_linear_root``), no inner sample: with g_gamma =
+  grad f + sum_i w_i grad f_i and H_gamma = H + sum_i w_i H_i, USAM's h_gamma - m is linear in w up to its quadratic
+  part q(w) - E q, q(w) = sum_ij w_i w_j H_i grad f_j.  The linear part has the noise-free root (:func:`linear_root`)
+      D_lin^T xi = sqrt(kappa/N) [(sum_i c_i H_i) grad f + H G^T c],   c = xi - mean(xi),  G^T c = sum_i c_i grad f_i
+  (the centring removes the L2 term), over |grad f| for DNSAM, and B xi = S xi + rho D_lin^T xi: linear in xi with
+  leading term S xi, the SGD SDE's noise.  B B^T = Sigma + rho (K_lin + K_lin^T) + rho^2 D_lin^T D_lin with
+  K_lin = S D_lin; K - K_lin = E[(G^T w) q(w)^T] is a third moment of w and enters the generator at O(eta rho),
+  O(eta^1.5) under rho = c sqrt(eta).  ``auto``: ``linear`` where the algorithm has the root, else ``sampled`` (SAM).
 Applying the additive-noise formulas of section 3 to mini-batch noise instead (``minibatch_formula="additive"``)
 drops the drift term (rho/2) grad tr Sigma and the randomness of H_gamma in K: a named ablation, never the default.
 """
@@ -121,6 +129,19 @@ def batch_curvature_mean(model: SDEModel, p: Point) -> Tensor:
     return p.lin.hvp(p.grad) + model.noise.scale**2 * model.task.sample_curvature(p.x, p.lin)
 
 
+def linear_root(model: SDEModel, p: Point, c: Tensor) -> tuple[Tensor, Tensor]:
+    """(S xi, D_lin^T xi) for USAM's ascent direction v_gamma = g_gamma, (M, d) each, with c = xi - mean(xi): (M, N).
+
+    S xi = sqrt(kappa/N) G^T c and D_lin^T xi = sqrt(kappa/N) [(sum_i c_i H_i) grad f + H G^T c], with
+    G^T c = sum_i c_i grad l_i: one weighted linearization of sum_i c_i l_i (its gradient G^T c and one product
+    with grad f) and one full-batch product H (G^T c); no inner sample."""
+    weighted = model.task.weighted_linearize(p.x, c)
+    gc = weighted.grad
+    root = weighted.hvp(p.grad).add_(p.lin.hvp(gc))
+    scale = model.noise.scale
+    return gc.mul_(scale), root.mul_(scale)
+
+
 def _ascent(model: SDEModel, algorithm) -> bool:
     return algorithm.perturbs and model.rho > 0
 
@@ -140,6 +161,9 @@ def diffusion(model: SDEModel, p: Point, xi: Tensor) -> Tensor:
         return model.noise.sqrt_apply(p.x, xi)
     if model.mode == "sampled":
         return p.inner.sampled_root_apply(xi[:, : model.inner_samples], model.rho)
+    if model.mode == "linear":
+        s_xi, root = model.diffusion_algorithm.minibatch_linear_root(model, p, xi - xi.mean(-1, keepdim=True))
+        return s_xi.add_(root, alpha=model.rho)
     return model.noise.sqrt_apply(p.x, xi) + model.rho * p.inner.d_transpose_apply(xi)
 
 
@@ -154,4 +178,19 @@ def diffusion_matrix(model: SDEModel, p: Point, sigma: Tensor) -> Tensor:
 def needs_sample(model: SDEModel) -> bool:
     """Whether the model draws an inner sample: the diffusion's ascent term, or a drift without a closed form."""
     drift_needs = _ascent(model, model.drift_algorithm) and not model.drift_algorithm.has_minibatch_mean
-    return drift_needs or _ascent(model, model.diffusion_algorithm)
+    return drift_needs or (_ascent(model, model.diffusion_algorithm) and model.mode != "linear")
+
+
+def resolve_mode(model: SDEModel, mode: str) -> str:
+    """The diffusion mode a mini-batch SDE runs: ``auto`` is ``linear`` unless the diffusion's algorithm takes an
+    ascent step without a noise-free linear root (SAM: ``sampled``); ``linear`` for such an algorithm is an error."""
+    algorithm = model.diffusion_algorithm
+    rootless = _ascent(model, algorithm) and not algorithm.has_minibatch_linear_root
+    if mode == "auto":
+        return "sampled" if rootless else "linear"
+    if mode == "linear" and rootless:
+        raise ValueError(
+            f"diffusion mode 'linear' needs a noise-free linear root, which {algorithm.label} ({algorithm.name!r}) "
+            "does not have (its h_gamma is not linear in the batch weights): use 'sampled', 'first_order' or 'auto'"
+        )
+    return mode

@@ -17,6 +17,8 @@ Two ways to apply B to dW:
   O(rho^2)) are clamped to zero and counted in ``SDEModel.clamp_count``.
 - ``first_order``: matrix-free, exact to first order in rho, one or two Hessian-vector products per step
   (``Algorithm.diffusion``; e.g. USAM: B dW = (I + rho H) S dW with S S^T = Sigma).
+The paper's mini-batch SDE (``samsde.minibatch``) also has ``sampled`` and ``linear`` (USAM, DNSAM: the noise-free
+root, no inner sample), and ``auto``: ``linear`` where the algorithm has that root, else ``sampled``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from samsde.projected_normal import sam_coefficients
 from samsde.tasks import Linearization, Task
 from samsde.tasks.base import GradientOnly
 
-DIFFUSION_MODES = ("first_order", "exact", "sampled")
+DIFFUSION_MODES = ("first_order", "exact", "sampled", "linear", "auto")
+#: the modes of the paper's mini-batch SDE only (samsde.minibatch)
+MINIBATCH_ONLY_MODES = ("sampled", "linear", "auto")
 #: the SDE on mini-batch noise: the paper's (samsde.minibatch), or section 3's additive-noise formulas with the
 #: mini-batch Sigma swapped in (an ablation)
 MINIBATCH_FORMULAS = ("paper", "additive")
@@ -191,8 +195,8 @@ class SDEModel:
         if self.minibatch:
             self._init_minibatch(mode, inner_samples, generator, inner_hold)
             return
-        if mode == "sampled":
-            raise ValueError("diffusion mode 'sampled' is the mini-batch SDE's (minibatch noise, formula 'paper')")
+        if mode in MINIBATCH_ONLY_MODES:
+            raise ValueError(f"diffusion mode {mode!r} is the mini-batch SDE's (minibatch noise, formula 'paper')")
         needs_inner = (
             drift_algorithm.needs_inner_moments or diffusion_algorithm.needs_inner_moments
         ) and not noise.is_zero
@@ -241,8 +245,12 @@ class SDEModel:
             )
         self.sampled_algorithm = ascent[0] if ascent else None
         self._init_common(mode, inner_samples, generator)
-        # the full-batch H v: USAM's and DNSAM's exact drift term; SAM's comes from the batches alone
-        self.needs_hessian = self.rho > 0 and self.drift_algorithm.perturbs and self.drift_algorithm.has_minibatch_mean
+        self.mode = mode = minibatch.resolve_mode(self, mode)  # auto: linear, or sampled for SAM
+        # the full-batch H v: USAM's and DNSAM's exact drift term and linear root; SAM's comes from the batches alone
+        linear_root = mode == "linear" and self.diffusion_algorithm.perturbs
+        self.needs_hessian = self.rho > 0 and (
+            (self.drift_algorithm.perturbs and self.drift_algorithm.has_minibatch_mean) or linear_root
+        )
         self.sam_moments = None
         self.needs_inner = minibatch.needs_sample(self)
         if self.needs_inner and generator is None:

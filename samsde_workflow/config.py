@@ -301,11 +301,20 @@ def task_setting(config: dict, task: str, stage: str = "weak_error") -> dict:
 
 def _minibatch_errors(config: dict) -> list[str]:
     """A mini-batch task must be a finite sum with 1 <= B < N (B = N is full batch: no noise, nothing to model),
-    and the sampled root draws its n_inner normals from the N Brownian coordinates."""
+    the sampled root (also ``auto``'s for SAM) draws its n_inner normals from the N Brownian coordinates, and the
+    ``linear`` root exists for USAM and DNSAM only."""
+    from samsde.algorithms import get
     from samsde.tasks import FiniteSum
 
     errors = []
     section = config["weak_error_minibatch"]
+    if section["diffusion"] == "linear":
+        rootless = [a for a in section["algorithms"] if not get(a).has_minibatch_linear_root]
+        if rootless:
+            errors.append(
+                f"config key weak_error_minibatch.diffusion: 'linear' has no noise-free root for {rootless} "
+                "(weak_error_minibatch.algorithms): use 'auto' (linear for USAM and DNSAM, sampled for SAM)"
+            )
     for name, entry in section["tasks"].items():
         key = f"weak_error_minibatch.tasks.{name}"
         task, error = _checked_task(config, "weak_error_minibatch", name)
@@ -330,7 +339,7 @@ def _minibatch_errors(config: dict) -> list[str]:
                 "(weak_error_minibatch.antithetic: true)"
             )
         where = key if "n_inner" in entry else "weak_error_minibatch"
-        if section["diffusion"] == "sampled" and setting["inner_samples"] > task.n_data:
+        if section["diffusion"] in ("sampled", "auto") and setting["inner_samples"] > task.n_data:
             errors.append(
                 f"config key {where}.n_inner: {setting['inner_samples']} exceeds N = {task.n_data} for {name!r} "
                 "(the sampled diffusion takes its normals from the N Brownian coordinates)"

@@ -318,3 +318,178 @@ def test_sde_runners_share_their_path_next_to_an_uncoupled_minibatch_run(setting
     assert not torch.equal(both.final["a"], both.final["discrete"])
     alone = run()
     assert torch.equal(alone.final["discrete"], both.final["discrete"])
+
+
+# ---- the linear root: D_lin^T xi, noise-free, no inner sample ----------------------------------------------------
+
+
+def linear_parts(task, noise, x, algorithm):
+    """By enumeration of every batch: the part of h_gamma = H_gamma v_gamma linear in the batch weights w,
+    L(w) = sum_i w_i (H_i grad f + H grad l_i) (over |grad f| for DNSAM), the quadratic part Q(w) = sum_ij w_i w_j
+    H_i grad l_j (likewise), and the batch gradients' deviations G^T w; rows over the batches."""
+    grads, a = task.sample_grads(x)[0], task.a_mats  # (N, d), (N, d, d): H_i = A_i
+    full, h = grads.mean(0), a.mean(0)
+    factor = 1.0 if algorithm == "usam" else 1.0 / float(full.norm())
+    w = exact_moments(task, noise, x, algorithm)["w"]  # (n_b, N)
+    per_sample = torch.einsum("nij,j->ni", a, full) + grads @ h  # H_i grad f + H grad l_i (H symmetric)
+    lin = factor * w @ per_sample
+    quad = factor * torch.einsum("bi,bj,ijk->bk", w, w, torch.einsum("ikl,jl->ijk", a, grads))
+    return w, lin, quad, w @ grads
+
+
+def _root_columns(sde, p, dim):
+    """D_lin^T e_j (at rho = 1, the algorithm's factor included) and S e_j as columns, (d, N) each."""
+    eye = torch.eye(dim, dtype=DTYPE)
+    cols = [sde.diffusion_algorithm.minibatch_linear_root(sde, p, eye[j : j + 1] - 1.0 / dim) for j in range(dim)]
+    return torch.stack([c[1][0] for c in cols], 1), torch.stack([c[0][0] for c in cols], 1)
+
+
+@pytest.mark.parametrize("algorithm", ["usam", "dnsam"])
+def test_linear_root_is_the_part_of_h_linear_in_the_batch_weights(setting, algorithm):
+    """Every one of the 15 batches: h_gamma = m + D_lin^T (w_gamma / scale) + (Q(w_gamma) - E Q) to 1e-12, with the
+    root from the model and m, h_gamma, Q by enumeration.  Then E[(g_gamma - grad f) (D_lin^T (w/scale))^T] = K_lin
+    and K - K_lin = E[(G^T w) Q(w)^T], the third moment of w (not zero here: > 1e-3 |K|)."""
+    task, noise, x = setting
+    sde = model(task, noise, algorithm, mode="linear")
+    p = sde.point(x)
+    assert p.inner is None and sde.batch_draws is None  # no inner sample
+    w, lin, quad, dev = linear_parts(task, noise, x, algorithm)
+    e = exact_moments(task, noise, x, algorithm)
+    alg = get(algorithm)
+    grads = task.sample_grads(x)[0]
+    hs = torch.stack([task.a_mats[b].mean(0) @ alg.perturbation(grads[b].mean(0, keepdim=True),
+                                                             lambda: grads.mean(0, keepdim=True), 1.0)[0]
+                      for b in task.all_batches(B)])  # fmt: skip
+    d_t, s = _root_columns(sde, p, N)
+    root_of_w = (w / noise.scale) @ d_t.T  # D_lin^T (w_gamma / scale), one row per batch
+    assert torch.allclose(root_of_w, lin, atol=1e-12)
+    assert torch.allclose(hs, e["m"] + root_of_w + quad - quad.mean(0), atol=1e-12)
+    assert torch.allclose(s @ s.T, e["Sigma"], atol=1e-13)
+    k_lin = dev.T @ root_of_w / len(w)
+    assert torch.allclose(k_lin, s @ (d_t.T), atol=1e-13)  # K_lin = S D_lin
+    third = dev.T @ (quad - quad.mean(0)) / len(w)
+    assert torch.allclose(e["K"] - k_lin, third, atol=1e-13)
+    assert third.norm() > 1e-3 * e["K"].norm()
+
+
+@pytest.mark.parametrize("algorithm", ["usam", "dnsam"])
+def test_linear_step_covariance_is_sigma_plus_k_lin_terms(setting, algorithm):
+    """The linear diffusion's matrix B (d x N, column j = B e_j): B B^T = Sigma + rho (K_lin + K_lin^T)
+    + rho^2 D_lin^T D_lin to 1e-12, with Sigma and K_lin by enumeration (independent of the root) and D_lin^T
+    applied to the basis of R^N; it is linear in xi and starts with S xi, the SGD SDE's noise."""
+    task, noise, x = setting
+    rho = 0.3
+    sde = model(task, noise, algorithm, rho, mode="linear")
+    p = sde.point(x)
+    b = _columns(sde, p, N)
+    w, lin, _, dev = linear_parts(task, noise, x, algorithm)
+    k_lin = dev.T @ lin / len(w)
+    sigma = exact_moments(task, noise, x, algorithm)["Sigma"]
+    d_t, s = _root_columns(sde, p, N)
+    assert torch.allclose(b @ b.T, sigma + rho * (k_lin + k_lin.T) + rho**2 * d_t @ d_t.T, atol=1e-12)
+    sgd = model(task, noise, "sgd", 0.0)
+    assert torch.allclose(b - rho * d_t, _columns(sgd, sgd.point(x), N), atol=1e-13)
+    xi = torch.randn(4, N, generator=make_generator(5), dtype=DTYPE)
+    assert torch.allclose(sde.diffuse(p.__class__(x.expand(4, -1), sde.point(x.expand(4, -1)).lin, None), xi),
+                          xi @ b.T, atol=1e-12)  # fmt: skip
+
+
+def test_linear_and_auto_modes(setting):
+    """auto: linear (no inner sample) for USAM and DNSAM, sampled for SAM; linear for SAM is an error naming it;
+    neither mode exists for the additive-noise formula."""
+    task, noise, _ = setting
+    for algorithm in ("usam", "dnsam"):
+        sde = model(task, noise, algorithm, mode="auto")
+        assert sde.mode == "linear" and not sde.needs_inner and sde.batch_draws is None
+        assert SDEModel(task, noise, 0.01, 0.1, algorithm, mode="linear").mode == "linear"  # no generator needed
+    assert model(task, noise, "sam", mode="auto", inner=4).mode == "sampled"
+    with pytest.raises(ValueError, match="'linear'.*SAM \\('sam'\\)"):
+        model(task, noise, "sam", mode="linear")
+    with pytest.raises(ValueError, match="'linear' is the mini-batch SDE's"):
+        model(task, noise, "usam", mode="linear", minibatch_formula="additive")
+    assert model(task, noise, "sgd", 0.0, mode="auto").mode == "linear"
+
+
+@pytest.mark.parametrize("name", ["iris", "teacher_student"])
+def test_weighted_linearization_matches_autograd_on_networks(name):
+    """The closed-form weighted linearizations of sum_i c_i l_i (the full-batch kernel with sample weights, and the
+    batch kernel on all N samples) against the generic autograd one, at 3 random points with random weights:
+    gradient and two Hessian-vector products to 1e-12 relative."""
+    from samsde import make_task
+    from samsde.tasks._batch_kernel import BatchNetworkLinearization
+
+    task = make_task(name)
+    gen = make_generator(4, name)
+    x = 0.5 * torch.randn(3, task.dim, generator=gen, dtype=DTYPE)
+    c = torch.randn(3, task.n_data, generator=gen, dtype=DTYPE)
+    ref = FiniteSum.weighted_linearize(task, x, c)
+    fast = task.weighted_linearize(x, c)
+    kernel = BatchNetworkLinearization(task, x, None, c, l2=False)  # the batch kernel on all N samples
+    assert type(fast).__name__ == "NetworkLinearization"
+    scale = ref.grad.abs().max()
+    for lin in (fast, kernel):
+        assert (lin.grad - ref.grad).abs().max() < 1e-12 * scale
+        for v in (torch.randn(3, task.dim, generator=gen, dtype=DTYPE), ref.grad):
+            hv, hv_ref = lin.hvp(v), ref.hvp(v)
+            assert (hv - hv_ref).abs().max() < 1e-12 * hv_ref.abs().max()
+
+
+@pytest.mark.parametrize("hvp_mode", ["reverse", "forward"])
+def test_weighted_linearization_of_a_user_module(hvp_mode, monkeypatch):
+    """A user's nn.Module (torch.func, both Hessian-vector routes) against the generic autograd weighted
+    linearization: gradient and H v of sum_i c_i l_i to 1e-12 relative."""
+    from torch import nn
+
+    from samsde import from_module
+    from samsde.tasks import ModuleTask
+
+    monkeypatch.setattr(ModuleTask, "hvp_mode", hvp_mode)
+    gen = make_generator(6, "user")
+    inputs, targets = torch.randn(30, 3, generator=gen), torch.randn(30, 1, generator=gen)
+    task = from_module(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)), inputs, targets, "mse", l2=1e-3)
+    x = task.x0 + 0.3 * torch.randn(2, task.dim, generator=gen, dtype=DTYPE)
+    c = torch.randn(2, task.n_data, generator=gen, dtype=DTYPE)
+    v = torch.randn(2, task.dim, generator=gen, dtype=DTYPE)
+    fast, ref = task.weighted_linearize(x, c), FiniteSum.weighted_linearize(task, x, c)
+    assert type(fast).__name__ == "FuncLinearization"
+    assert (fast.grad - ref.grad).abs().max() < 1e-12 * ref.grad.abs().max()
+    assert (fast.hvp(v) - ref.hvp(v)).abs().max() < 1e-12 * ref.hvp(v).abs().max()
+
+
+@pytest.mark.parametrize("diffusion, algorithms, rejected", [
+    ("linear", ["usam", "dnsam", "sam"], True), ("linear", ["usam", "dnsam"], False), ("auto", ["usam", "sam"], False),
+])  # fmt: skip
+def test_config_rejects_the_linear_diffusion_with_sam(diffusion, algorithms, rejected):
+    """weak_error_minibatch.diffusion = linear with sam among the stage's algorithms stops the config check (before
+    any job) with one line naming the key, the value and the algorithm; auto, and linear without sam, pass."""
+    import copy
+    from pathlib import Path
+
+    import yaml
+
+    from samsde_workflow.config import ConfigError, validate_config
+
+    config = copy.deepcopy(yaml.safe_load((Path(__file__).resolve().parent.parent / "config.yaml").read_text()))
+    config["weak_error_minibatch"].update(diffusion=diffusion, algorithms=algorithms)
+    if not rejected:
+        validate_config(config)
+        return
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    assert "weak_error_minibatch.diffusion" in str(info.value) and "'linear'" in str(info.value)
+    assert "['sam']" in str(info.value)
+
+
+@pytest.mark.parametrize("diffusion", ["auto", "linear"])
+def test_minibatch_cell_runs_under_the_linear_and_auto_diffusions(setting, diffusion):
+    """The stage's cell with diffusion 'auto' (USAM and DNSAM linear, SAM sampled) or 'linear' (no SAM): every row of
+    the paper's SDE and of the ablation gets a finite error."""
+    from samsde.experiments.weak_error import run_cell
+
+    task, noise, _ = setting
+    algorithms = ["usam", "dnsam", "sam"] if diffusion == "auto" else ["usam", "dnsam"]
+    setting_ = {"task": "fsq", "algorithms": algorithms, "scalings": {"sqrt": {"alpha": 0.5, "c": 0.5}},
+                "formula_ablation": ["sqrt"], "resolution": 2, "horizon": 0.2, "n_paths": 50, "n_boot": 10,
+                "record_every": 1, "diffusion": diffusion, "inner_samples": 4, "sam_moments": "auto"}  # fmt: skip
+    errors = run_cell(task, noise, torch.zeros(D, dtype=DTYPE), setting_, 0.1, seed=0)["errors"]
+    assert set(errors.algorithm) >= set(algorithms) and errors.rel_error.notna().all()

@@ -9,7 +9,8 @@ covariance, W a Brownian motion, time t = k eta.
 - SDE: dX = b(X) dt + sqrt(eta) B(X) dW with the drift b = ``drift`` and the diffusion B B^T = ``diffusion_matrix``;
   ``diffusion`` applies B to dW matrix-free, exact to first order in rho (the order the theorems keep).  These are
   the additive-noise formulas (section 3).  Under mini-batch noise the SDE is built from the perturbation alone
-  (``samsde.minibatch``, section 8); ``minibatch_mean`` may give its drift term in closed form.
+  (``samsde.minibatch``); ``minibatch_mean`` may give its drift term in closed form and
+  ``minibatch_linear_root`` a noise-free root of its diffusion.
 - Torch optimizer: ``torch_optimizer(params, base, rho, **kwargs)`` wraps a base optimizer (``samsde.optim``).
 
 A new algorithm subclasses :class:`Algorithm` and is registered with :func:`samsde.algorithms.register`; nothing
@@ -67,6 +68,17 @@ class Algorithm:
     @property
     def has_minibatch_mean(self) -> bool:
         return type(self).minibatch_mean is not Algorithm.minibatch_mean
+
+    def minibatch_linear_root(self, model: SDEModel, p: Point, c: Tensor) -> tuple[Tensor, Tensor] | None:
+        """(S xi, D_lin^T xi) of the mini-batch SDE's ``linear`` diffusion for centred weights c = xi - mean(xi)
+        (M, N), or None: no noise-free linear root.  D_lin^T xi is the root of the part of h_gamma - m linear in
+        the batch weights, this algorithm's factor included (at rho = 1); the diffusion is S xi + rho D_lin^T xi
+        (``samsde.minibatch.linear_root``)."""
+        return None
+
+    @property
+    def has_minibatch_linear_root(self) -> bool:
+        return type(self).minibatch_linear_root is not Algorithm.minibatch_linear_root
 
     def torch_optimizer(self, params, base: Callable[..., torch.optim.Optimizer], rho: float, **kwargs):
         """The algorithm around a base torch optimizer (``lr``, ``momentum``, ... in kwargs)."""

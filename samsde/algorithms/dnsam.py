@@ -4,13 +4,14 @@
     dX = -(grad f + rho H grad f / |grad f|) dt + sqrt(eta) (Sigma + (rho/|grad f|) (H Sigma + Sigma H))^(1/2) dW
 The drift is -grad f_S with f_S = f + rho |grad f|; the first-order diffusion is (I + (rho/|grad f|) H) Sigma^(1/2) dW.
 Its noise grows without bound as |grad f| -> 0: it cannot settle at a minimizer.
-Under mini-batch noise the drift term is E[H_gamma g_gamma] / |grad f|, exactly (as USAM's, samsde.minibatch).
+Under mini-batch noise the drift term is E[H_gamma g_gamma] / |grad f|, exactly, and the linear root is USAM's over
+|grad f| (samsde.minibatch).
 """
 
 from __future__ import annotations
 
 from samsde.algorithms.base import Algorithm, dense_hessian, safe_inverse_norm, sharpened, symmetrized
-from samsde.minibatch import batch_curvature_mean
+from samsde.minibatch import batch_curvature_mean, linear_root
 
 
 def _factor(model, p):
@@ -37,3 +38,7 @@ class DNSAM(Algorithm):
 
     def minibatch_mean(self, model, p):
         return batch_curvature_mean(model, p) * safe_inverse_norm(p.grad)
+
+    def minibatch_linear_root(self, model, p, c):
+        s_xi, root = linear_root(model, p, c)
+        return s_xi, root.mul_(safe_inverse_norm(p.grad))

@@ -1,7 +1,9 @@
 """Closed-form mini-batch gradient and Hessian-vector products of a one-hidden-layer network, per row.
 
 Each row r of x (R, d) is one network with its own weighted batch: sample indices idx[r] (B of them) and weights
-omega[r] (1/B for a mini-batch; any weights for a weighted sum of per-sample gradients).  Symbols as in
+omega[r] (1/B for a mini-batch; any weights for a weighted sum of per-sample gradients).  ``idx = None`` is every
+row on all N samples (B = N, the inputs shared by the rows, not gathered): with weights c, the linearization of
+sum_n c_n l_n (``OneHiddenLayerNet.weighted_linearize``).  Symbols as in
 :mod:`samsde.tasks._network_kernel`, per row and batch member b, with x~_b = [x_b, 1] and W~ = [W1, b1]:
     z_b = W~ x~_b,  a_b = phi(z_b),  u_b = W2 a_b + b2,  e_b = omega_b l'(u_b),  S_b = omega_b l''(u_b)
     d_b = W2^T e_b,  delta_b = phi'(z_b) * d_b
@@ -31,16 +33,20 @@ class BatchNetworkLinearization(Linearization):
     """grad and H v of sum_b omega[r, b] l(u_{idx[r, b]}) + (l2/2) |x_r|^2 for every row r (see the module doc);
     ``l2=False`` leaves the L2 term out (a weighted sum of per-sample gradients)."""
 
-    def __init__(self, net: OneHiddenLayerNet, x: Tensor, idx: Tensor, weights: Tensor | None = None, l2: bool = True):
+    def __init__(
+        self, net: OneHiddenLayerNet, x: Tensor, idx: Tensor | None, weights: Tensor | None = None, l2: bool = True
+    ):
         self._net, self._l2 = net, net.l2 if l2 else 0.0
         lay, act, loss = net.layout, net.activation, net.output_loss
-        r, b = idx.shape
+        r, b = (x.shape[0], net.n_data) if idx is None else idx.shape
         omega = (
             torch.full((r, b, 1), 1.0 / b, dtype=x.dtype, device=x.device) if weights is None else weights[..., None]
         )
         with torch.no_grad():
             x = x.detach()
-            self._x_aug = net.inputs_augmented[idx]  # (R, B, p+1)
+            inputs = net.inputs_augmented
+            self._x_aug = inputs.expand(r, -1, -1) if idx is None else inputs[idx]  # (R, B, p+1)
+            targets = net.targets.repeat(r) if idx is None else net.targets[idx].reshape(-1)
             w1, b1, w2, b2 = lay.unpack(x)
             self._w_aug = torch.cat([w1, b1.transpose(1, 2)], dim=2)  # (R, h, p+1)
             self._w2 = w2  # (R, o, h)
@@ -50,7 +56,7 @@ class BatchNetworkLinearization(Linearization):
             # the output loss works on (samples, paths, o) tensors: here every (row, member) pair is one sample
             flat = u.reshape(r * b, 1, -1)
             grad_u = torch.empty_like(flat)
-            self._state = loss.derivatives(flat, net.targets[idx].reshape(-1), grad_u, torch.empty_like(flat))
+            self._state = loss.derivatives(flat, targets, grad_u, torch.empty_like(flat))
             self._omega = omega
             e = grad_u.view_as(u) * omega
             d = torch.einsum("rbo,roh->rbh", e, w2)

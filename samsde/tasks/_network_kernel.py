@@ -210,7 +210,7 @@ class NetworkLinearization(Linearization):
         return out.view(m * h, p + 1)
 
     def _output_errors(self, grad_u: Tensor) -> Tensor:
-        """E = l'(U) / N, or l'(U) w with the sample weights, in place."""
+        """E = l'(U) / N, or l'(U) w with the sample weights, in place (also R{E} = l''(U) R{U} / N, or times w)."""
         if self._weights is None:
             return grad_u.mul_(1.0 / self._net.n_data)
         return grad_u.mul_(self._weights[self._rows].T.unsqueeze(-1))
@@ -288,7 +288,7 @@ class NetworkLinearization(Linearization):
             torch.mul(c[f"k{k}"], rz, out=tmp).addcmul_(a, v2[:, k])
             torch.mv(tmp.view(n * mc, h), ones, out=ru[:, :, k].view(n * mc))
         ru.add_(c2)
-        re = net.output_loss.hess_apply(c["s"], ru, self._output_planes("re", c["e"])).mul_(1.0 / net.n_data)
+        re = self._output_errors(net.output_loss.hess_apply(c["s"], ru, self._output_planes("re", c["e"])))
         p = c["p"].view(o, -1, mc, h)
         va_t = va.permute(2, 0, 1)  # V~ as (p+1, M_c, h)
         rgw2 = torch.empty(mc, o, h, dtype=vc.dtype, device=vc.device)
@@ -333,7 +333,7 @@ class NetworkLinearization(Linearization):
         for k in range(o):
             torch.mm(xa, y[k].T, out=ru[:, :, k])  # R{U}_c
         ru.add_(c2)
-        re = net.output_loss.hess_apply(c["s"], ru, self._output_planes("re", c["e"])).mul_(1.0 / net.n_data)
+        re = self._output_errors(net.output_loss.hess_apply(c["s"], ru, self._output_planes("re", c["e"])))
         rr = torch.empty_like(r)
         for k in range(o):
             torch.mm(xat, re[:, :, k], out=rr[k])  # R{R}_c = X~^T R{E}_c
@@ -355,6 +355,7 @@ class NetworkLinearization(Linearization):
             _, _, v2, c2 = self._net.layout.unpack(v)
             c2 = c2.reshape(v.shape[0], -1)
             for rows, c in self._chunks:
+                self._rows = rows  # (the sample weights' rows, _output_errors)
                 va = v_aug[rows.start * h : rows.stop * h].view(-1, h, p1)
                 chunk_hvp(c, self._w2[rows], va, v2[rows], c2[rows], v[rows], out[rows])
         return out

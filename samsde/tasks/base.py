@@ -197,6 +197,12 @@ class FiniteSum(Task):
             (g,) = torch.autograd.grad((self.per_sample_loss(xg) * weights).sum(), xg)
         return g
 
+    def weighted_linearize(self, x: Tensor, weights: Tensor) -> Linearization:
+        """The linearization of sum_i c_i l_i(x) per path (``weights`` c: (M, N); l_i = f_i without the L2 term):
+        ``grad`` = sum_i c_i grad l_i and ``hvp(v)`` = (sum_i c_i H(l_i)) v.  Generic: autograd on the weighted
+        per-sample losses, one forward pass for the gradient and every product (the networks: closed form)."""
+        return AutogradLinearization(self, x, loss=lambda y: (self.per_sample_loss(y) * weights).sum(-1))
+
     def batch_linearize(self, x: Tensor, batch: Tensor) -> Linearization:
         """grad f_gamma and H_gamma v per path for per-path batches ``batch: (M, B)`` (the L2 term included), from
         one forward pass: the batch gradient and any number of batch Hessian-vector products."""

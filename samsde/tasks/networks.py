@@ -256,6 +256,14 @@ class OneHiddenLayerNet(FiniteSum):
             return super().weighted_sample_grad(x, weights)
         return NetworkLinearization(self, x, keep=False, sample_weights=weights).grad
 
+    def weighted_linearize(self, x: Tensor, weights: Tensor) -> Linearization:
+        """sum_n c_n grad l_n and (sum_n c_n H(l_n)) v in closed form: the full-batch kernel with the weights c in
+        place of 1/N and no L2 term (its GEMMs over all N samples; on Iris 4x faster than the batch kernel with
+        idx = all N samples, ``BatchNetworkLinearization(net, x, None, c, l2=False)``, the same numbers)."""
+        if not self.closed_form:
+            return super().weighted_linearize(x, weights)
+        return NetworkLinearization(self, x, sample_weights=weights)
+
     def batch_linearize(self, x: Tensor, batch: Tensor) -> Linearization:
         return BatchNetworkLinearization(self, x, batch) if self.closed_form else super().batch_linearize(x, batch)
 

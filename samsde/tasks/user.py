@@ -8,6 +8,8 @@ per-path loss, mapped over the M paths by ``vmap`` (each path is one parameter v
 - gradient: ``vmap(grad(f))``; Hessian-vector product: forward-over-reverse, ``vmap(jvp(grad(f)))``;
 - sum_i w_i grad f_i (mini-batch noise): ``vmap(grad(sum_i w_i f_i))``, one weighted vector-Jacobian product per
   path, no per-sample gradient;
+- sum_i c_i grad f_i with (sum_i c_i H_i) v (the mini-batch SDE's linear root): the same two routes on the
+  weighted loss sum_i c_i f_i (``weighted_linearize``);
 - sum_i H_i grad f_i (the mini-batch SDE's drift term): reverse-over-reverse on |grad f_i|^2 / 2, per sample, in
   chunks of samples so that at most ``curvature_rows`` per-sample gradients exist at once.
 
@@ -118,6 +120,9 @@ class ModuleTask(FiniteSum):
     def weighted_sample_grad(self, x: Tensor, weights: Tensor) -> Tensor:
         return vmap(grad(self._weighted))(x, weights)
 
+    def weighted_linearize(self, x: Tensor, weights: Tensor) -> Linearization:
+        return FuncLinearization(self, x, None, weights)
+
     def half_grad_of_sample_sq_norms(self, x: Tensor) -> Tensor:
         m = x.shape[0]
         per_chunk = max(1, self.curvature_rows // m)
@@ -147,8 +152,9 @@ class ModuleTask(FiniteSum):
 
 
 class FuncLinearization(Linearization):
-    """The gradient at x, ``vmap(grad(f))``, and Hessian-vector products on the full data (``batch=None``) or on
-    per-path batches ``batch: (M, B)``, by one of two routes (``ModuleTask.hvp_mode``):
+    """The gradient at x, ``vmap(grad(f))``, and Hessian-vector products on the full data (``batch=None``), on
+    per-path batches ``batch: (M, B)`` or of the weighted sum sum_i c_i f_i (``weights``: (M, N)), by one of two
+    routes (``ModuleTask.hvp_mode``):
 
     - ``"reverse"`` (default): the vmapped gradient is computed with autograd recording it, and each H v is one
       backward pass through that graph (reverse-over-reverse); the gradient's forward pass is shared by every H v.
@@ -156,11 +162,16 @@ class FuncLinearization(Linearization):
 
     Both are exact; on breast_cancer's architecture at M = 500 the reverse route measured 2.4-3.3x faster for the
     gradient plus one H v (``benchmarks/bench_user_model.py``): PyTorch's forward-mode rules of the activations'
-backward (sigmoid_backward) are unfused chains of elementwise products."""
+    backward (sigmoid_backward) are unfused chains of elementwise products."""
 
-    def __init__(self, task: ModuleTask, x: Tensor, batch: Tensor | None):
-        self._data, dims = task._data(batch)
-        gradient = grad(task._objective)
+    def __init__(self, task: ModuleTask, x: Tensor, batch: Tensor | None, weights: Tensor | None = None):
+        # with per-path weights c (M, N): the linearization of sum_i c_i l_i (no L2 term) on the full data
+        if weights is None:
+            self._data, dims = task._data(batch)
+            gradient = grad(task._objective)
+        else:
+            self._data, dims = (weights,), (0, 0)
+            gradient = grad(task._weighted)
         self._mode = task.hvp_mode
         if self._mode == "reverse":
             with torch.enable_grad():
