@@ -158,6 +158,7 @@ def _semantic_errors(config: dict) -> list[str]:
                 f"the task's noise is {noise['kind']!r} (use 'monte_carlo' or 'auto')"
             )
     errors += _minibatch_errors(config)
+    errors += _exact_anchor_errors(config)
     for stage, ablation in (("weak_error", "drift_ablation"), ("weak_error_minibatch", "formula_ablation")):
         section = config[stage]
         if "none" in section["scalings"]:
@@ -344,6 +345,18 @@ def _minibatch_errors(config: dict) -> list[str]:
                 f"config key {where}.n_inner: {setting['inner_samples']} exceeds N = {task.n_data} for {name!r} "
                 "(the sampled diffusion takes its normals from the N Brownian coordinates)"
             )
+    return errors
+
+
+def _exact_anchor_errors(config: dict) -> list[str]:
+    """The exact anchor (``weak_error_minibatch.exact_anchor``): B < N, x0 of length dim, etas unique, the horizon at
+    least the largest eta and whole steps of each; its claims' window ``claims.exact_half_order_window`` ordered."""
+    from samsde.experiments.minibatch_exact import setting_errors
+
+    errors = setting_errors(config["weak_error_minibatch"]["exact_anchor"], "weak_error_minibatch.exact_anchor")
+    low, high = config["claims"]["exact_half_order_window"]
+    if low > high:
+        errors.append(f"config key claims.exact_half_order_window: low {low} > high {high}")
     return errors
 
 

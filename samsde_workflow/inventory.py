@@ -48,7 +48,11 @@ FIGURE_TABLES = {
     "weak_error": ["results/weak_error/errors.csv", "results/weak_error/slopes.csv"],
     "trajectories": ["results/weak_error/runs/<task>/eta_<eta>/trajectories.csv"],
     "drift_ablation": ["results/weak_error/errors.csv"],
-    "weak_error_minibatch": ["results/weak_error_minibatch/errors.csv", "results/weak_error_minibatch/slopes.csv"],
+    "weak_error_minibatch": [
+        "results/weak_error_minibatch/errors.csv",
+        "results/weak_error_minibatch/exact.csv",
+        "results/weak_error_minibatch/slopes.csv",
+    ],
     "svag_convergence": [f"results/svag/{t}.csv" for t in ("errors", "slopes", "gap", "gap_slopes")],
     "svag_scale": ["results/svag/scale_errors.csv", "results/svag/scale_slopes.csv"],
     "quadratic_stationary": ["results/insights/quadratic_stationary.csv"],
@@ -66,7 +70,11 @@ FIGURE_TABLES = {
 assert list(FIGURE_SOURCE) == list(FIGURE_TABLES) == list(FIGURES), "one source and table list per figure"
 
 #: figure id -> its slope table (the fitted log-log slopes with their intervals), for the figures that have one
-SLOPE_TABLES = {fig: tables[1] for fig, tables in FIGURE_TABLES.items() if tables[-1].endswith("slopes.csv")}
+SLOPE_TABLES = {
+    fig: next(t for t in tables if t.endswith("slopes.csv"))
+    for fig, tables in FIGURE_TABLES.items()
+    if any(t.endswith("slopes.csv") for t in tables)
+}
 
 #: the stages of ``run.stages`` (config.yaml): their figures and claim fragments
 STAGE_FIGURES = {
@@ -89,12 +97,15 @@ FIGURE_STAGE = {fig: stage for stage, figs in STAGE_FIGURES.items() for fig in f
 assert list(FIGURE_STAGE) == list(FIGURES), "every figure belongs to one stage, in inventory order"
 
 #: each analysis rule writes results/claims/<fragment>.csv; the claims rule concatenates them
-CLAIM_FRAGMENTS = ["weak_error", "weak_error_minibatch", "svag_convergence", "svag_scale", "quadratic_stationary"]
+CLAIM_FRAGMENTS = ["weak_error", "weak_error_minibatch", "minibatch_exact", "svag_convergence", "svag_scale"]
+CLAIM_FRAGMENTS += ["quadratic_stationary"]
 CLAIM_FRAGMENTS += ["saddle", "hessian_trace", "flat_minima"]
 CLAIM_FRAGMENTS += ["sharpness_sb_lb", "interpolation", "lr_scaling", "sam_vs_sgd", "hessian_spectrum"]
 CLAIM_FRAGMENTS += ["full_batch_sharpness", "bouncing"]
-#: claim fragment -> its stage (a weak-error stage's fragment is named after it; the others after their figure)
+#: claim fragment -> its stage (a weak-error stage's fragment is named after it; the others after their figure, but
+#: the exact anchor's, which belongs to the mini-batch stage)
 FRAGMENT_STAGE = {fragment: FIGURE_STAGE.get(fragment, fragment) for fragment in CLAIM_FRAGMENTS}
+FRAGMENT_STAGE["minibatch_exact"] = "weak_error_minibatch"
 
 
 def selected(stages) -> tuple[list[str], list[str]]:

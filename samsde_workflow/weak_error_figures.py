@@ -85,3 +85,24 @@ def draw_trajectories(ax, sub, models: dict) -> list[str]:
             marks.append(f"{label}: paths diverge from t = {lost.time.min():g} ({left} left)")
     mark_diverged(ax, lost_at)
     return mark_panel(ax, [*marks, "" if len(sub) else "no data"])
+
+
+def draw_exact(ax, exact, models: dict) -> list[str]:
+    """The exact anchor's panel (samsde.experiments.minibatch_exact): each SDE's exact relative weak error vs eta
+    (g = f, no Monte Carlo: no band), the local slope at the smallest eta in the legend, eta^1 and eta^0.5 guides
+    through the smallest eta's own-SDE error.  Diverged etas get a red "x"; returns the panel's marks."""
+    exact = exact[exact.model.isin(list(models))].astype({"diverged": bool})
+    for model, label in models.items():
+        d = exact[(exact.model == model) & ~exact.diverged].sort_values("eta")
+        d = d[finite(d.rel_error)]
+        if d.empty:
+            continue
+        slope = f"{d.local_slope.iloc[0]:.2f}" if len(d) > 1 and np.isfinite(d.local_slope.iloc[0]) else "n/a"
+        ax.plot(d.eta, d.rel_error, "o-", ms=3, color=PALETTE[model], label=f"{label} (slope {slope} at smallest eta)")
+    ok = exact[~exact.diverged & finite(exact.rel_error)]
+    if len(ok):
+        e = np.array([ok.eta.min(), ok.eta.max()])
+        base = ok[ok.eta == e[0]].rel_error.min() * 0.5
+        for power, guide in ((1.0, ":"), (0.5, "--")):
+            ax.plot(e, base * (e / e[0]) ** power, guide, color="black", lw=0.6, alpha=0.6, label=f"eta^{power:g}")
+    return mark_runs(ax, exact)

@@ -426,6 +426,7 @@ SIZE_MINIMA = {
     **{f"weak_error_minibatch.tasks.teacher_student.params.{k}": 1 for k in ("n_in", "n_hidden", "n_samples")},
     "weak_error_minibatch.tasks.teacher_student.batch_size": 1,
     "weak_error_minibatch.tasks.teacher_student.discrete_paths": 2,
+    **{f"weak_error_minibatch.exact_anchor.{k}": m for k, m in {"n_data": 2, "dim": 1, "batch_size": 1}.items()},
     "svag_convergence.ls.0": 1,
     **{f"svag_convergence.{k}": m for k, m in {"n_paths": 2, "resolution": 1, "n_boot": 10}.items()},
     "svag_convergence.tasks.quadratic.params.dim": 1,

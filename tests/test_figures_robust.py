@@ -98,14 +98,29 @@ def test_weak_error_figures_mark_diverged_and_empty_panels(tmp_path):
     }
 
 
+def exact_table(diverged_etas=(0.1,)) -> pd.DataFrame:
+    """The exact anchor's table (samsde.experiments.minibatch_exact): its three SDEs, diverged at ``diverged_etas``."""
+    rows = [
+        dict(task="finite_sum_quadratic", n_data=6, dim=3, batch_size=2, c=0.5, horizon=1.0, eta=eta, rho=eta**0.5 / 2,
+             n_steps=round(1 / eta), model=model, rel_error=math.nan if eta in diverged_etas else eta**power,
+             diverged=eta in diverged_etas, loss_final=1.0, local_slope=math.nan if eta == 0.1 else power)
+        for model, power in (("own_sde", 1.0), ("sgd_sde", 0.5), ("additive_formula", 0.5)) for eta in ETAS
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def test_minibatch_figure_marks_diverged_and_empty_panels(tmp_path):
     errors = errors_table(("own_sde", "sgd_sde", "additive_formula"))
     layout = {**LAYOUT, "batch_sizes": {"quadratic": 2}}
-    marks = run_figure("weak_error_minibatch", tmp_path, {"errors": errors, "slopes": slopes_table(errors)}, **layout)
+    tables = {"errors": errors, "exact": exact_table(), "slopes": slopes_table(errors)}
+    marks = run_figure("weak_error_minibatch", tmp_path, tables, **layout)
     for g in ("grad_norm_plus_norm", "loss"):
         assert marks[f"quadratic, usam, sqrt, {g}"].startswith("diverged at eta = 0.025, 0.05, 0.1")
         assert marks[f"quadratic, sam, sqrt, {g}"] == "diverged at eta = 0.1"
         assert marks[f"quadratic, dnsam, sqrt, {g}"] == "no data"
+    assert marks["exact anchor"] == "diverged at eta = 0.1"
+    tables["exact"] = exact_table(()).iloc[:0]
+    assert run_figure("weak_error_minibatch", tmp_path, tables, **layout)["exact anchor"] == "no data"
 
 
 def test_weak_error_figures_on_empty_tables(tmp_path):

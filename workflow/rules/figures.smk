@@ -16,6 +16,7 @@ FIGURE_RULES = {
     "weak_error_minibatch": (
         {
             "errors": "results/weak_error_minibatch/errors.csv",
+            "exact": "results/weak_error_minibatch/exact.csv",
             "slopes": "results/weak_error_minibatch/slopes.csv",
         },
         MINIBATCH_LAYOUT,

@@ -108,3 +108,27 @@ rule weak_error_minibatch_table:
         stage="minibatch",
     script:
         "../../scripts/weak_error_table.py"
+
+
+# The Monte-Carlo-free anchor of the mini-batch stage: exact weak errors of mini-batch USAM on a finite-sum
+# quadratic (exact moment recursion of the discrete run, matrix-exponential moment ODE of each SDE).
+rule minibatch_exact:
+    output:
+        table="results/weak_error_minibatch/exact.csv",
+        claims="results/claims/minibatch_exact.csv",
+    log:
+        "logs/minibatch_exact.log",
+    benchmark:
+        benchmark_file("minibatch_exact", stage="weak_error_minibatch")
+    conda:
+        "../envs/samsde.yaml"
+    threads: 1
+    params:
+        section={
+            "seed": config["seed"],
+            "exact_anchor": WE_MB["exact_anchor"],
+        },
+        own_slope_min=config["claims"]["own_slope_min"],
+        window=config["claims"]["exact_half_order_window"],
+    script:
+        "../../scripts/minibatch_exact.py"
