@@ -362,11 +362,12 @@ class NetworkLinearization(Linearization):
             a = torch.mm(xa, wc.reshape(mc * h, p1).T, out=self._scratch("a", (n, mc * h), vc))
             a_sq = torch.mv(a.mul_(a).view(n * mc, h), self._ones).view(n, mc).add_(1.0)
             gram = (w2.unsqueeze(2) * w2.unsqueeze(1)).sum(-1)  # W2 W2^T (M_c, o, o)
-            tmp = self._scratch("tmp", (n, mc), vc)
-            for k in range(o):
-                torch.mul(e[:, :, k], a_sq, out=tmp)
-                for j in range(o):
-                    tmp.addcmul_(e[:, :, j], gram[:, k, j] * xsq)
+            tmp, wwe = self._scratch("tmp", (n, mc), vc), self._scratch("rzs", (n, mc), vc)
+            for k in range(o):  # (planes of (N, M_c) in scratch: fresh pages cost more than the passes)
+                torch.mul(e[:, :, 0], gram[:, k, 0], out=wwe)
+                for j in range(1, o):
+                    wwe.addcmul_(e[:, :, j], gram[:, k, j])
+                torch.mul(e[:, :, k], a_sq, out=tmp).addcmul_(wwe, xsq)
                 ru[:, :, k].add_(tmp, alpha=t)
         re = self._output_errors(net.output_loss.hess_apply(c["s"], ru, self._output_planes("re", e)))
         rr = torch.empty_like(r)
@@ -376,14 +377,17 @@ class NetworkLinearization(Linearization):
         gw2 = torch.einsum("cim,mji->mcj", rr, wc) + torch.einsum("cim,mji->mcj", r, va)
         if t:  # their E V2 term sum_n |E_n|^2 a_n x~_n^T = W~ T,  T = sum_n |E_n|^2 x~_n x~_n^T,
             # and sum_n E_n (their R{a}_n)^T = T2 W2,  T2 = sum_n |x~_n|^2 E_n E_n^T
-            e_sq = (e * e).sum(-1)  # (N, M_c)
+            e_sq = torch.mul(e[:, :, 0], e[:, :, 0], out=self._scratch("rzs", (n, mc), vc))  # (N, M_c)
+            for k in range(1, o):
+                e_sq.addcmul_(e[:, :, k], e[:, :, k])
             tm = torch.mm(net._inputs_outer_t(), e_sq).view(p1, p1, mc).mul_(t)  # t T, one GEMM
             for k in range(p1):  # [R{gW1}, R{gb1}] += t W~ T   (g1 as (p+1, M_c, h))
                 g1.addcmul_(tm[k].unsqueeze(-1), wc[:, :, k])
-            ex = e * xsq.unsqueeze(-1)
             for k in range(o):  # R{gW2}_c += t sum_d T2_cd W2_d
+                ex = torch.mul(e[:, :, k], xsq, out=self._scratch("rzs", (n, mc), vc))
                 for j in range(o):
-                    gw2[:, k].addcmul_((ex[:, :, k] * e[:, :, j]).sum(0).mul_(t).unsqueeze(-1), w2[:, j])
+                    t2 = torch.mul(ex, e[:, :, j], out=tmp).sum(0).mul_(t)
+                    gw2[:, k].addcmul_(t2.unsqueeze(-1), w2[:, j])
         self._write(out, g1, gw2, re.sum(0), vc)
 
     def hvp(self, v: Tensor) -> Tensor:
