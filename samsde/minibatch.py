@@ -125,8 +125,9 @@ def sample(model: SDEModel, p: Point) -> BatchSample:
 
 def batch_curvature_mean(model: SDEModel, p: Point) -> Tensor:
     """E[H_gamma g_gamma] = H grad f + (kappa/N) sum_i H_i c_i, exactly (the finite-sum identity; it equals
-    grad E[|g_gamma|^2 / 2] = H grad f + (1/2) grad tr Sigma)."""
-    return p.lin.hvp(p.grad) + model.noise.scale**2 * model.task.sample_curvature(p.x, p.lin)
+    grad E[|g_gamma|^2 / 2] = H grad f + (1/2) grad tr Sigma): ``FiniteSum.curvature_mean`` (the networks: one
+    fused pass over the samples from the full linearization's cache)."""
+    return model.task.curvature_mean(p.x, p.lin, model.noise.scale**2)
 
 
 def linear_root(model: SDEModel, p: Point, c: Tensor) -> tuple[Tensor, Tensor]:

@@ -273,31 +273,50 @@ class NetworkLinearization(Linearization):
             g1.addcmul_(p[k], w2[:, k])
         self._write(out, g1, gw2, e.sum(0), xc)
 
-    def _hvp_chunk(self, c: _Chunk, w2: Tensor, va: Tensor, v2: Tensor, c2: Tensor, vc: Tensor, out: Tensor) -> None:
-        net = self._net
+    def _hvp_chunk(
+        self, c: _Chunk, w2: Tensor, va: Tensor, v2: Tensor, c2: Tensor, vc: Tensor, out: Tensor, t: float = 0.0
+    ) -> None:
+        net, act = self._net, self._net.activation
         xa, xat = net.inputs_augmented, net.inputs_augmented_t
-        a = c["a"]
+        a, e = c["a"], c["e"]
         n, mc, h = a.shape
         o = v2.shape[1]
         rz = self._scratch("rz", (n, mc, h), vc)
         torch.mm(xa, va.view(mc * h, -1).T, out=rz.view(n, mc * h))  # R{Z}, one GEMM
         tmp = self._scratch("tmp", (n, mc, h), vc)
         ones = self._ones
-        ru = self._output_planes("u", c["e"])
+        if t:  # the per-sample directions t grad l_n / N (see hvp_plus_sample_curvature)
+            d1 = act.first(c.get("z"), a, self._scratch("d1", (n, mc, h), vc))  # phi'(Z)
+            rzs = torch.mul(c["k0"], e[:, :, 0:1], out=self._scratch("rzs", (n, mc, h), vc))  # Delta = sum_c K_c E_c
+            for k in range(1, o):
+                rzs.addcmul_(c[f"k{k}"], e[:, :, k : k + 1])
+            rzs.mul_(net._inputs_sq_plus_one()).mul_(t)  # t |x~_n|^2 Delta_n: their R{Z}
+            rz.add_(rzs)
+            a_sq = self._scratch("a_sq", (n, mc), vc)
+            torch.mv(torch.mul(a, a, out=tmp).view(n * mc, h), ones, out=a_sq.view(n * mc))
+        ru = self._output_planes("u", e)
         for k in range(o):  # R{U}_c = sum_h (K_c * R{Z} + A * V2_c)
             torch.mul(c[f"k{k}"], rz, out=tmp).addcmul_(a, v2[:, k])
             torch.mv(tmp.view(n * mc, h), ones, out=ru[:, :, k].view(n * mc))
         ru.add_(c2)
-        re = self._output_errors(net.output_loss.hess_apply(c["s"], ru, self._output_planes("re", c["e"])))
+        if t:  # + t E_c (|A|^2 + 1): the directions' second layer t E a^T and bias t E
+            ru.addcmul_(e, a_sq.add_(1.0).unsqueeze(-1), value=t)
+        re = self._output_errors(net.output_loss.hess_apply(c["s"], ru, self._output_planes("re", e)))
         p = c["p"].view(o, -1, mc, h)
         va_t = va.permute(2, 0, 1)  # V~ as (p+1, M_c, h)
         rgw2 = torch.empty(mc, o, h, dtype=vc.dtype, device=vc.device)
+        if t:
+            rzs.mul_(d1)  # their R{A} = phi'(Z) * R{Z}
         for k in range(o):  # R{gW2}_c = sum_n R{E}_c * A + sum_i P_c V~   (sum_n E_c * R{A} = sum_i P_c V~)
             torch.sum(torch.mul(a, re[:, :, k : k + 1], out=tmp), 0, out=rgw2[:, k])
             rgw2[:, k] += torch.mul(p[k], va_t).sum(0)
+            if t:  # + sum_n E_c * (their R{A})
+                rgw2[:, k] += torch.mul(rzs, e[:, :, k : k + 1], out=tmp).sum(0)
         b = torch.mul(c["q"], rz, out=self._scratch("b", (n, mc, h), vc))  # B = Q * R{Z} + sum_c K_c * R{E}_c
         for k in range(o):
             b.addcmul_(c[f"k{k}"], re[:, :, k : k + 1])
+        if t:  # + phi'(Z) * (their E V2 = t |E|^2 A)
+            b.addcmul_(torch.mul(d1, a, out=tmp), (e * e).sum(-1, keepdim=True), value=t)
         g1 = torch.mm(xat, b.view(n, mc * h)).view(-1, mc, h)  # X~^T B, one GEMM
         for k in range(o):
             g1.addcmul_(p[k], v2[:, k])  # + sum_c V2_c * P_c
@@ -323,25 +342,70 @@ class NetworkLinearization(Linearization):
         gw2 = torch.einsum("cim,mji->mcj", r, wc)  # R_c^T W~
         self._write(out, g1, gw2, e.sum(0), xc)
 
-    def _hvp_linear(self, c: _Chunk, w2: Tensor, va: Tensor, v2: Tensor, c2: Tensor, vc: Tensor, out: Tensor) -> None:
+    def _hvp_linear(
+        self, c: _Chunk, w2: Tensor, va: Tensor, v2: Tensor, c2: Tensor, vc: Tensor, out: Tensor, t: float = 0.0
+    ) -> None:
         net = self._net
         xa, xat = net.inputs_augmented, net.inputs_augmented_t
-        wc, r = c["w"], c["r"]
-        o = w2.shape[1]
+        wc, r, e = c["w"], c["r"], c["e"]
+        n, mc, o = e.shape
+        h, p1 = wc.shape[1], wc.shape[2]
         y = torch.einsum("mcj,mji->cmi", w2, va) + torch.einsum("mcj,mji->cmi", v2, wc)  # W2_c V~ + V2_c W~
-        ru = self._output_planes("u", c["e"])
+        ru = self._output_planes("u", e)
         for k in range(o):
             torch.mm(xa, y[k].T, out=ru[:, :, k])  # R{U}_c
         ru.add_(c2)
-        re = self._output_errors(net.output_loss.hess_apply(c["s"], ru, self._output_planes("re", c["e"])))
+        if t:  # the per-sample directions t grad l_n / N (hvp_plus_sample_curvature): with Delta_n = W2^T E_n,
+            # their R{U}_n = t (|x~_n|^2 W2 Delta_n + (|a_n|^2 + 1) E_n),  a_n = W~ x~_n
+            # (no einsum on these small batched products: it takes a per-path loop on the CPU)
+            xsq = net._inputs_sq_plus_one().view(n, 1)
+            a = torch.mm(xa, wc.reshape(mc * h, p1).T, out=self._scratch("a", (n, mc * h), vc))
+            a_sq = torch.mv(a.mul_(a).view(n * mc, h), self._ones).view(n, mc).add_(1.0)
+            gram = (w2.unsqueeze(2) * w2.unsqueeze(1)).sum(-1)  # W2 W2^T (M_c, o, o)
+            tmp, wwe = self._scratch("tmp", (n, mc), vc), self._scratch("rzs", (n, mc), vc)
+            for k in range(o):  # (planes of (N, M_c) in scratch: fresh pages cost more than the passes)
+                torch.mul(e[:, :, 0], gram[:, k, 0], out=wwe)
+                for j in range(1, o):
+                    wwe.addcmul_(e[:, :, j], gram[:, k, j])
+                torch.mul(e[:, :, k], a_sq, out=tmp).addcmul_(wwe, xsq)
+                ru[:, :, k].add_(tmp, alpha=t)
+        re = self._output_errors(net.output_loss.hess_apply(c["s"], ru, self._output_planes("re", e)))
         rr = torch.empty_like(r)
         for k in range(o):
             torch.mm(xat, re[:, :, k], out=rr[k])  # R{R}_c = X~^T R{E}_c
         g1 = torch.einsum("cim,mcj->imj", rr, w2) + torch.einsum("cim,mcj->imj", r, v2)
         gw2 = torch.einsum("cim,mji->mcj", rr, wc) + torch.einsum("cim,mji->mcj", r, va)
+        if t:  # their E V2 term sum_n |E_n|^2 a_n x~_n^T = W~ T,  T = sum_n |E_n|^2 x~_n x~_n^T,
+            # and sum_n E_n (their R{a}_n)^T = T2 W2,  T2 = sum_n |x~_n|^2 E_n E_n^T
+            e_sq = torch.mul(e[:, :, 0], e[:, :, 0], out=self._scratch("rzs", (n, mc), vc))  # (N, M_c)
+            for k in range(1, o):
+                e_sq.addcmul_(e[:, :, k], e[:, :, k])
+            tm = torch.mm(net._inputs_outer_t(), e_sq).view(p1, p1, mc).mul_(t)  # t T, one GEMM
+            for k in range(p1):  # [R{gW1}, R{gb1}] += t W~ T   (g1 as (p+1, M_c, h))
+                g1.addcmul_(tm[k].unsqueeze(-1), wc[:, :, k])
+            for k in range(o):  # R{gW2}_c += t sum_d T2_cd W2_d
+                ex = torch.mul(e[:, :, k], xsq, out=self._scratch("rzs", (n, mc), vc))
+                for j in range(o):
+                    t2 = torch.mul(ex, e[:, :, j], out=tmp).sum(0).mul_(t)
+                    gw2[:, k].addcmul_(t2.unsqueeze(-1), w2[:, j])
         self._write(out, g1, gw2, re.sum(0), vc)
 
     def hvp(self, v: Tensor) -> Tensor:
+        return self._apply(v, 0.0)
+
+    def hvp_plus_sample_curvature(self, v: Tensor, gamma: float) -> Tensor:
+        """H v + gamma sum_n H(l_n) grad l_n per path, in ONE R-operator pass over the samples.
+
+        The R-operator is linear in its direction, and the direction may differ per sample: here v / N + t grad l_n
+        / N^2 for sample n, t = gamma N^2, so that sum_n (H(l_n) / N) (v + t grad l_n / N) + l2 v is the product
+        asked for.  The per-sample part is rank one per layer, (t / N) (Delta_n x~_n^T, E_n a~_n^T) in the cached
+        E = l'(U) / N (``OneHiddenLayerNet.half_grad_of_sample_sq_norms`` has its R-operator); it adds
+        t |x~_n|^2 Delta_n to R{Z}, t (|a_n|^2 + 1) E_n to R{U} and t |E_n|^2 phi'(z_n) * a_n to B."""
+        if self._weights is not None:
+            raise ValueError("hvp_plus_sample_curvature: a weighted linearization has no per-sample gradients of f")
+        return self._apply(v, gamma * self._net.n_data**2)
+
+    def _apply(self, v: Tensor, t: float) -> Tensor:
         if not self._keep:
             raise RuntimeError("this NetworkLinearization was built with keep=False: only .grad is available")
         if v.shape != self.grad.shape:
@@ -357,5 +421,5 @@ class NetworkLinearization(Linearization):
             for rows, c in self._chunks:
                 self._rows = rows  # (the sample weights' rows, _output_errors)
                 va = v_aug[rows.start * h : rows.stop * h].view(-1, h, p1)
-                chunk_hvp(c, self._w2[rows], va, v2[rows], c2[rows], v[rows], out[rows])
+                chunk_hvp(c, self._w2[rows], va, v2[rows], c2[rows], v[rows], out[rows], t)
         return out

@@ -244,6 +244,12 @@ class FiniteSum(Task):
         gbar = lin.grad - self.l2 * x
         return self.half_grad_of_sample_sq_norms(x) - self.n_data * (lin.hvp(gbar) - self.l2 * gbar)
 
+    def curvature_mean(self, x: Tensor, lin: Linearization, k: float) -> Tensor:
+        """H grad f + k sum_i H_i c_i per path, (M, d): E[H_gamma g_gamma] of a mini-batch at k = kappa/N
+        (samsde.minibatch.batch_curvature_mean; ``lin`` is the full linearization at x).  Generic: one product
+        H grad f and :meth:`sample_curvature`; a task with structure overrides it (the networks: one fused pass)."""
+        return lin.hvp(lin.grad) + k * self.sample_curvature(x, lin)
+
     def per_sample_grads(self, x: Tensor) -> Tensor:
         """All per-sample gradients ``(M, N, d)`` (without the L2 term); memory M N d, for small problems only."""
         n = self.n_data

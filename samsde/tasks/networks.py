@@ -232,7 +232,7 @@ class OneHiddenLayerNet(FiniteSum):
         """A copy on ``device`` without the caches tied to the old device (the scratch workspace and the augmented
         inputs): the copy rebuilds them on first use, and the original keeps its own."""
         out = super().to(device)
-        for cache in ("_workspace", "_inputs_augmented"):
+        for cache in ("_workspace", "_inputs_augmented", "_outer"):
             out.__dict__.pop(cache, None)
         return out
 
@@ -314,6 +314,17 @@ class OneHiddenLayerNet(FiniteSum):
         step = max(1, self.curvature_chunk_elements // (self.n_data * self.layout.n_hidden))
         return torch.cat([self._half_grad_of_sample_sq_norms(x[i : i + step]) for i in range(0, x.shape[0], step)])
 
+    def curvature_mean(self, x: Tensor, lin: Linearization, k: float) -> Tensor:
+        """H grad f + k sum_i H_i c_i from the cache of the full linearization, in one R-operator pass
+        (``NetworkLinearization.hvp_plus_sample_curvature``): with gbar = grad f - l2 x, Hbar = H - l2 I and
+        sum_i H_i c_i = sum_i H(l_i) grad l_i - N Hbar gbar (see FiniteSum.sample_curvature),
+            H grad f + k sum_i H_i c_i = H (grad f - k N gbar) + k N l2 gbar + k sum_i H(l_i) grad l_i."""
+        if not isinstance(lin, NetworkLinearization):
+            return super().curvature_mean(x, lin, k)
+        kn = k * self.n_data
+        gbar = lin.grad - self.l2 * x
+        return lin.hvp_plus_sample_curvature(lin.grad - kn * gbar, k).add_(gbar, alpha=kn * self.l2)
+
     def _half_grad_of_sample_sq_norms(self, x: Tensor) -> Tensor:
         act, loss = self.activation, self.output_loss
         w1, b1, w2, b2 = self.layout.unpack(x)
@@ -345,6 +356,15 @@ class OneHiddenLayerNet(FiniteSum):
     def _inputs_sq_plus_one(self) -> Tensor:
         """|x~_n|^2 = |x_n|^2 + 1 as (N, 1, 1)."""
         return ((self.inputs * self.inputs).sum(1) + 1.0).view(-1, 1, 1)
+
+    def _inputs_outer_t(self) -> Tensor:
+        """(x~_n x~_n^T) flattened, as ((p+1)^2, N): the left factor of sum_n s_n x~_n x~_n^T for all paths."""
+        cached = self.__dict__.get("_outer")
+        if cached is None or cached[0] is not self.inputs:
+            xa = self.inputs_augmented
+            outer = (xa.unsqueeze(2) * xa.unsqueeze(1)).reshape(xa.shape[0], -1).T.contiguous()
+            cached = self.__dict__["_outer"] = (self.inputs, outer)
+        return cached[1]
 
     def initial_point(self, generator: torch.Generator) -> Tensor:
         return self.init_scale * torch.randn(self.dim, generator=generator, dtype=DTYPE)
