@@ -43,13 +43,14 @@ def setting_for(design: dict, quick: bool) -> dict:
     return task_setting(config, TASK, "weak_error_minibatch")
 
 
-def run(setting: dict) -> tuple[float, pd.DataFrame]:
+def run(setting: dict) -> tuple[float, int, pd.DataFrame]:
+    """CPU seconds of one cell, the task's dimension and the cell's error table."""
     task = build_task(setting)
     noise = make_noise(task=task, seed=0, **setting["noise"])
     x0 = task.initial_point(make_generator(2023, "x0", TASK))
     start = time.process_time()
     errors = run_cell(task, noise, x0, setting, ETA, 2023)["errors"]
-    return time.process_time() - start, errors
+    return time.process_time() - start, task.dim, errors
 
 
 def main() -> None:
@@ -59,25 +60,21 @@ def main() -> None:
     efficiency = {}
     for name, design in (("plain", PLAIN), ("config", {})):
         setting = setting_for(copy.deepcopy(design), args.quick)
-        cpu, errors = run(setting)
+        cpu, dim, errors = run(setting)
         label = (f"{setting['discrete_paths']} discrete paths, {setting['n_paths']} SDE paths"
                  f"{' (antithetic)' if setting['antithetic'] else ''}, diffusion {setting['diffusion']}")  # fmt: skip
-        rows.add(TASK, task_dim(setting), setting["n_paths"], name, "cpu_seconds", "s", cpu, note=label)
+        rows.add(TASK, dim, setting["n_paths"], name, "cpu_seconds", "s", cpu, note=label)
         own = errors[errors.model == "own_sde"]
         for r in own.itertuples():
             point = f"{name}:{r.algorithm}:{r.statistic}"
             eff = 1.0 / (r.floor**2 * cpu)
             efficiency[(name, r.algorithm, r.statistic)] = eff
-            rows.add(TASK, task_dim(setting), setting["n_paths"], point, "floor", "relative", r.floor, note=label)
-            rows.add(TASK, task_dim(setting), setting["n_paths"], point, "efficiency", "1/(floor^2 s)", eff)
+            rows.add(TASK, dim, setting["n_paths"], point, "floor", "relative", r.floor, note=label)
+            rows.add(TASK, dim, setting["n_paths"], point, "efficiency", "1/(floor^2 s)", eff)
             if name == "config":
                 ratio = eff / efficiency[("plain", r.algorithm, r.statistic)]
-                rows.add(TASK, task_dim(setting), setting["n_paths"], point, "efficiency_ratio", "x", ratio)
+                rows.add(TASK, dim, setting["n_paths"], point, "efficiency_ratio", "x", ratio)
     rows.write(args.out)
-
-
-def task_dim(setting: dict) -> int:
-    return build_task(setting).dim
 
 
 if __name__ == "__main__":

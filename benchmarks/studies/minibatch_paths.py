@@ -38,7 +38,7 @@ from samsde_workflow.config import build_task, selected_tasks, task_setting
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def pilot(name: str, config: dict, m_d: int, m_s: int, quick: bool) -> list[dict]:
+def pilot(name: str, config: dict, m_d: int, m_s: int, quick: bool, ratio: float) -> list[dict]:
     s = task_setting(config, name, "weak_error_minibatch")
     if quick:
         s.update(horizon=0.1, resolution=2, etas=[max(s["etas"])])
@@ -72,7 +72,7 @@ def pilot(name: str, config: dict, m_d: int, m_s: int, quick: bool) -> list[dict
             norm = float(a.mean(1).abs().mean())
             err = float(diff[k]) / norm
             v_d, v_s = float(a[k].var()), float(b[k].var())
-            target = (err / RATIO * norm) ** 2
+            target = (err / ratio * norm) ** 2
             total = math.sqrt(v_d * c_d) + math.sqrt(v_s * c_s)
             m_disc, m_sde = math.sqrt(v_d / c_d) * total / target, math.sqrt(v_s / c_s) * total / target
             rows.append({"task": name, "eta": eta, "algorithm": algorithm, "statistic": statistic, "error": err,
@@ -82,31 +82,26 @@ def pilot(name: str, config: dict, m_d: int, m_s: int, quick: bool) -> list[dict
     return rows
 
 
-RATIO = 20.0
-
-
 def main() -> None:
     import argparse
 
     import pandas as pd
 
-    global RATIO
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--pilot-discrete", type=int, default=2000)
     p.add_argument("--pilot-sde", type=int, default=100)
-    p.add_argument("--ratio", type=float, default=RATIO)
+    p.add_argument("--ratio", type=float, default=20.0, help="target error / floor at the smallest eta")
     p.add_argument("--tasks", nargs="*")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "minibatch_paths.csv")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    RATIO = args.ratio
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     m_d, m_s = (40, 8) if args.quick else (args.pilot_discrete, args.pilot_sde)
     rows = []
     for name in args.tasks or selected_tasks(config, "weak_error_minibatch"):
-        rows += pilot(name, config, m_d, m_s, args.quick)
+        rows += pilot(name, config, m_d, m_s, args.quick, args.ratio)
     table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)

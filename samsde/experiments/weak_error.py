@@ -503,15 +503,13 @@ class _Evidence:
         key = (task, algorithm, scaling)
         gap, own_fit = self.fits.loc[(*key, GAP_MODEL, statistic)], self.fits.loc[(*key, "additive_formula", statistic)]
         expected = f"upper end of the slope's 95% interval <= {self.additive_max}"
-        rows = self.errors[(self.errors.task == task) & (self.errors.algorithm == algorithm)
-                           & (self.errors.scaling == scaling) & (self.errors.statistic == statistic)
-                           & (self.errors.model == "additive_formula")]  # fmt: skip
+        curve = self.errors[(self.errors.task == task) & (self.errors.algorithm == algorithm)
+                            & (self.errors.scaling == scaling) & (self.errors.statistic == statistic)]  # fmt: skip
+        rows = curve[curve.model == "additive_formula"]
         fitted = rows[rows.in_fit] if rows.in_fit.any() else rows
         eta = float(fitted.eta.max())
         at = fitted[fitted.eta == eta].iloc[0]
-        own = self.errors[(self.errors.task == task) & (self.errors.algorithm == algorithm)
-                          & (self.errors.scaling == scaling) & (self.errors.statistic == statistic)
-                          & (self.errors.model == "own_sde") & (self.errors.eta == eta)].rel_error.iloc[0]  # fmt: skip
+        own = curve[(curve.model == "own_sde") & (curve.eta == eta)].rel_error.iloc[0]
         dominates = bool(at.gap_to_own > own)
         slope = (f"the formula's own error: slope {own_fit.slope:.2f} [{own_fit.ci_low:.2f}, {own_fit.ci_high:.2f}]; "
                  f"at eta = {eta:g}, the largest of its fit, its gap to the paper's SDE is {at.gap_to_own:.3g} against "
